@@ -1,0 +1,252 @@
+//! Platform tables.
+//!
+//! A [`Platform`] says everything the VMM needs to build one board's guest: its RAM, where the
+//! kernel, initrd and device tree go, how many vCPUs it has, which devices of the board it gets
+//! direct access to (with their interrupts), and where the emulated devices sit.
+//!
+//! Tables are `const` data checked at compile time: each table module ends with
+//! `const _: () = assert_valid(&TABLE);`, so a table with an overlap, a misaligned region or a
+//! load region outside RAM does not build. [`Platform::validate`] runs the same checks at run
+//! time and returns a [`PlatformError`] that names the regions and addresses at fault.
+#![no_std]
+
+mod orin_agx;
+mod qemu_virt;
+mod validate;
+
+pub use guest_mem::{GuestPhysAddr, GuestRange};
+pub use orin_agx::ORIN_AGX;
+pub use qemu_virt::QEMU_VIRT;
+pub use validate::{PlatformError, assert_valid};
+
+/// Every platform this build knows, by name.
+pub const PLATFORMS: &[&Platform] = &[&QEMU_VIRT, &ORIN_AGX];
+
+/// The platform called `name`, if there is one.
+pub fn by_name(name: &str) -> Option<&'static Platform> {
+    PLATFORMS.iter().copied().find(|p| p.name == name)
+}
+
+/// 4 KiB, the smallest stage-2 page.
+pub const PAGE_4K: u64 = 0x1000;
+/// 2 MiB, the stage-2 block size the VMM prefers for RAM.
+pub const PAGE_2M: u64 = 0x20_0000;
+/// Size of one GICv3 redistributor (RD_base + SGI_base frames).
+pub const GICR_STRIDE: u64 = 0x2_0000;
+/// Size of the GICv3 distributor frame.
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// The arm64 boot protocol's limit on the device tree blob.
+pub const DTB_MAX: u64 = 0x20_0000;
+/// vCPUs a platform may have: each needs an Aff0 below 16 to be named in an SGI target list.
+pub const MAX_VCPUS: u8 = 16;
+
+/// A shared peripheral interrupt by its SPI number (the number a device tree's GIC_SPI cell
+/// holds), not by INTID.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub struct Spi(pub u32);
+
+impl Spi {
+    /// The largest SPI number GICv3 allows (INTID 1019).
+    pub const MAX: u32 = 987;
+
+    /// The interrupt ID the GIC uses: SPI number + 32.
+    pub const fn intid(self) -> u32 {
+        self.0 + 32
+    }
+
+    /// The SPI with interrupt ID `intid`, if it is one.
+    pub const fn from_intid(intid: u32) -> Option<Spi> {
+        if intid >= 32 && intid <= Spi::MAX + 32 { Some(Spi(intid - 32)) } else { None }
+    }
+}
+
+/// How an interrupt line signals (device-tree trigger flags 1 and 4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Trigger {
+    /// Edge, rising (IRQ_TYPE_EDGE_RISING = 1).
+    Edge,
+    /// Level, active high (IRQ_TYPE_LEVEL_HIGH = 4).
+    Level,
+}
+
+impl Trigger {
+    /// The flags cell a device tree uses for it.
+    pub const fn dt_flags(self) -> u32 {
+        match self {
+            Trigger::Edge => 1,
+            Trigger::Level => 4,
+        }
+    }
+}
+
+/// Stage-2 memory attributes of a mapping.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MemAttrs {
+    /// Device-nGnRE: registers of a peripheral (HSP mailboxes, UARTs).
+    DeviceNGnRE,
+    /// Normal, non-cacheable: memory shared with a non-coherent agent (the BPMP's SRAM
+    /// buffers; mapped cacheable, the CPU never sees the BPMP's replies).
+    NormalNonCacheable,
+    /// Normal, write-back cacheable: guest RAM.
+    NormalCacheable,
+}
+
+impl MemAttrs {
+    /// The name `vmmctl` and the docs use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemAttrs::DeviceNGnRE => "device-nGnRE",
+            MemAttrs::NormalNonCacheable => "normal-nc",
+            MemAttrs::NormalCacheable => "normal-wb",
+        }
+    }
+}
+
+/// Guest RAM.
+#[derive(Clone, Copy, Debug)]
+pub struct Ram {
+    /// Guest-physical range.
+    pub range: GuestRange,
+    /// Backed by the host RAM at the same physical address (needed when the guest programs a
+    /// DMA master that bypasses stage 2, as on Orin); otherwise backed by any free RAM.
+    pub identity: bool,
+}
+
+/// Where one boot image goes in guest RAM, and how large it may be.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadRegion {
+    /// Load address.
+    pub addr: GuestPhysAddr,
+    /// The largest image that fits; the loader refuses larger ones.
+    pub max_size: u64,
+}
+
+impl LoadRegion {
+    /// The range the region reserves.
+    pub const fn range(&self) -> GuestRange {
+        GuestRange { base: self.addr, size: self.max_size }
+    }
+}
+
+/// A region of the board the guest accesses directly, mapped identity (guest address =
+/// physical address) so the board's device-tree node can be passed on unchanged.
+#[derive(Clone, Copy, Debug)]
+pub struct Passthrough {
+    /// Short name, used in logs and errors.
+    pub name: &'static str,
+    /// The node of the board's device tree that describes it; the guest DTB copies it.
+    pub dt_path: &'static str,
+    /// Physical (and guest-physical) range.
+    pub range: GuestRange,
+    /// Stage-2 attributes.
+    pub attrs: MemAttrs,
+}
+
+/// A physical interrupt delivered to the guest.
+#[derive(Clone, Copy, Debug)]
+pub struct PassthroughIrq {
+    /// Which device it belongs to, for logs.
+    pub name: &'static str,
+    /// The SPI (same number for the guest).
+    pub spi: Spi,
+    /// How it signals.
+    pub trigger: Trigger,
+}
+
+/// The emulated GICv3.
+#[derive(Clone, Copy, Debug)]
+pub struct GicLayout {
+    /// Distributor base (64 KiB frame).
+    pub dist: GuestPhysAddr,
+    /// Base of the redistributor region: one 128 KiB redistributor per vCPU.
+    pub redist: GuestPhysAddr,
+}
+
+/// The emulated PCI host bridge of the virtio devices.
+#[derive(Clone, Copy, Debug)]
+pub struct PciLayout {
+    /// ECAM configuration space (bus 0 only: 1 MiB).
+    pub ecam: GuestRange,
+    /// 32-bit memory window the BARs are placed in.
+    pub mmio: GuestRange,
+    /// SPIs of INTA..INTD, routed by the device tree's interrupt-map.
+    pub intx: [Spi; 4],
+}
+
+/// An emulated PL011 UART.
+#[derive(Clone, Copy, Debug)]
+pub struct UartLayout {
+    /// 4 KiB register frame.
+    pub base: GuestPhysAddr,
+    /// Its interrupt.
+    pub spi: Spi,
+}
+
+/// One board's guest.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    /// Name used on the command line (`vmmctl plan <name>`).
+    pub name: &'static str,
+    /// Guest RAM.
+    pub ram: Ram,
+    /// Kernel Image: the address must be 2 MiB aligned (the Image's text_offset is added).
+    pub kernel: LoadRegion,
+    /// Initial ramdisk.
+    pub initrd: LoadRegion,
+    /// Device tree blob.
+    pub dtb: LoadRegion,
+    /// Number of vCPUs; vCPU n has MPIDR Aff0 = n.
+    pub vcpus: u8,
+    /// Kernel command line.
+    pub bootargs: &'static str,
+    /// `/chosen/stdout-path`.
+    pub stdout_path: &'static str,
+    /// Board regions the guest accesses directly.
+    pub passthrough: &'static [Passthrough],
+    /// Board interrupts delivered to the guest.
+    pub passthrough_irqs: &'static [PassthroughIrq],
+    /// The emulated GIC.
+    pub gic: GicLayout,
+    /// The emulated PCI host bridge.
+    pub pci: PciLayout,
+    /// The emulated PL011, where the platform has one.
+    pub uart: Option<UartLayout>,
+}
+
+impl Platform {
+    /// The distributor's range.
+    pub const fn gicd_range(&self) -> GuestRange {
+        GuestRange { base: self.gic.dist, size: GICD_SIZE }
+    }
+
+    /// The redistributor region: one frame pair per vCPU.
+    pub const fn gicr_range(&self) -> GuestRange {
+        GuestRange { base: self.gic.redist, size: GICR_STRIDE * self.vcpus as u64 }
+    }
+
+    /// The UART's range, if there is one.
+    pub const fn uart_range(&self) -> Option<GuestRange> {
+        match self.uart {
+            Some(u) => Some(GuestRange { base: u.base, size: PAGE_4K }),
+            None => None,
+        }
+    }
+
+    /// MPIDR (affinity fields) of vCPU `n`.
+    pub const fn mpidr(n: u8) -> u64 {
+        n as u64
+    }
+
+    /// Every emulated window with its name: the guest's accesses there trap to the VMM.
+    pub fn emulated_windows(&self) -> impl Iterator<Item = (&'static str, GuestRange)> + '_ {
+        [
+            Some(("gicd", self.gicd_range())),
+            Some(("gicr", self.gicr_range())),
+            Some(("pci-ecam", self.pci.ecam)),
+            Some(("pci-mmio", self.pci.mmio)),
+            self.uart_range().map(|r| ("uart", r)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
