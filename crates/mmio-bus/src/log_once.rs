@@ -1,0 +1,69 @@
+//! Logging a guest's bad accesses once per address, not once per access: a guest polling an
+//! unhandled register must not flood the console.
+
+use arm_fault::AccessSize;
+use guest_mem::GuestPhysAddr;
+use hypervisor::VcpuId;
+
+const SLOTS: usize = 64;
+
+/// Remembers the first [`SLOTS`] addresses it warned about; past that it warns once more and
+/// then only counts.
+#[derive(Debug)]
+pub struct LogOnce {
+    addrs: [u64; SLOTS],
+    len: usize,
+    overflow: u64,
+}
+
+impl Default for LogOnce {
+    fn default() -> Self {
+        Self { addrs: [0; SLOTS], len: 0, overflow: 0 }
+    }
+}
+
+impl LogOnce {
+    /// True the first time `addr` is seen (the caller logs), false afterwards.
+    pub fn first(&mut self, addr: u64) -> bool {
+        let seen = self.addrs.get(..self.len).is_some_and(|s| s.contains(&addr));
+        if seen {
+            return false;
+        }
+        if let Some(slot) = self.addrs.get_mut(self.len) {
+            *slot = addr;
+            self.len += 1;
+            return true;
+        }
+        self.overflow = self.overflow.saturating_add(1);
+        self.overflow == 1
+    }
+
+    /// Distinct addresses remembered.
+    pub fn seen(&self) -> usize {
+        self.len
+    }
+
+    /// Logs an unhandled access at warn level, once per address.
+    pub fn warn(
+        &mut self,
+        vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+        value: Option<u64>,
+        device: &str,
+    ) {
+        if !self.first(addr.0) {
+            return;
+        }
+        match value {
+            Some(v) => log::warn!(
+                "[{vcpu}] unhandled {}-byte write of {v:#x} at {addr} ({device}): ignored",
+                size.bytes()
+            ),
+            None => log::warn!(
+                "[{vcpu}] unhandled {}-byte read at {addr} ({device}): reads as zero",
+                size.bytes()
+            ),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The stage-2 plan: from a [`Platform`], the exact list of mappings the hypervisor back-end
+//! makes for the guest, and the guest's memory map as a person reads it.
+//!
+//! RAM is mapped with 2 MiB blocks wherever guest address and backing allow, 4 KiB pages at
+//! unaligned edges only: public reports of the CAmkES Orin port measured image loading with
+//! 4 KiB pages about 470 times slower. Emulated windows are deliberately *not* mapped, so every
+//! guest access there faults to the VMM.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::fmt;
+use guest_mem::{GuestPhysAddr, GuestRange, HostPhysAddr};
+use vmm_platform::{MemAttrs, PAGE_2M, PAGE_4K, Platform};
+
+/// A stage-2 page size.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PageSize {
+    /// 4 KiB page (level-3 entry).
+    Small,
+    /// 2 MiB block (level-2 entry).
+    Large,
+}
+
+impl PageSize {
+    /// Bytes per page.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            PageSize::Small => PAGE_4K,
+            PageSize::Large => PAGE_2M,
+        }
+    }
+}
+
+/// What backs a mapping.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// Guest RAM from any free host RAM, at this offset into guest RAM (the back-end picks
+    /// frames; 2 MiB blocks need 2 MiB-aligned frames).
+    AnyRam {
+        /// Offset of the run's first byte into guest RAM.
+        ram_offset: u64,
+    },
+    /// The host physical frames at this address (pass-through devices, identity RAM).
+    Physical(HostPhysAddr),
+}
+
+/// What a region of the guest's address space is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RegionKind {
+    /// Guest RAM.
+    Ram,
+    /// A part of RAM reserved for a boot image (kernel, initrd, DTB).
+    Load,
+    /// A board device the guest accesses directly.
+    Passthrough,
+    /// A window the VMM emulates (not mapped: accesses fault).
+    Emulated,
+}
+
+impl RegionKind {
+    /// Lower-case name for tables and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RegionKind::Ram => "ram",
+            RegionKind::Load => "load",
+            RegionKind::Passthrough => "passthrough",
+            RegionKind::Emulated => "emulated",
+        }
+    }
+}
+
+/// One run of equally sized pages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Mapping {
+    /// The region the run belongs to.
+    pub name: &'static str,
+    /// First guest address.
+    pub guest: GuestPhysAddr,
+    /// What backs it.
+    pub source: Source,
+    /// Bytes (a multiple of the page size).
+    pub size: u64,
+    /// Page size of every page in the run.
+    pub page: PageSize,
+    /// Memory attributes.
+    pub attrs: MemAttrs,
+}
+
+impl Mapping {
+    /// Number of pages in the run.
+    pub const fn pages(&self) -> u64 {
+        self.size / self.page.bytes()
+    }
+}
+
+/// A region of the guest's memory map.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Region {
+    /// Name.
+    pub name: &'static str,
+    /// What it is.
+    pub kind: RegionKind,
+    /// Guest range.
+    pub range: GuestRange,
+    /// Attributes, for mapped regions.
+    pub attrs: Option<MemAttrs>,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The guest's memory map, sorted by address (load regions follow the RAM they lie in).
+    pub regions: Vec<Region>,
+    /// The mappings to make, sorted by guest address.
+    pub mappings: Vec<Mapping>,
+}
+
+impl Plan {
+    /// Plans the stage-2 address space of `platform` (which must be valid: tables are checked
+    /// when they are compiled).
+    pub fn new(platform: &Platform) -> Self {
+        let mut regions = Vec::new();
+        let mut mappings = Vec::new();
+        let ram = platform.ram.range;
+        regions.push(Region {
+            name: "ram",
+            kind: RegionKind::Ram,
+            range: ram,
+            attrs: Some(MemAttrs::NormalCacheable),
+        });
+        for (name, load) in
+            [("kernel", platform.kernel), ("initrd", platform.initrd), ("dtb", platform.dtb)]
+        {
+            regions.push(Region { name, kind: RegionKind::Load, range: load.range(), attrs: None });
+        }
+        let ram_source = |guest: u64| {
+            let off = guest.saturating_sub(ram.base.0);
+            if platform.ram.identity {
+                Source::Physical(HostPhysAddr(guest))
+            } else {
+                Source::AnyRam { ram_offset: off }
+            }
+        };
+        split("ram", ram, MemAttrs::NormalCacheable, true, ram_source, &mut mappings);
+
+        for p in platform.passthrough {
+            regions.push(Region {
+                name: p.name,
+                kind: RegionKind::Passthrough,
+                range: p.range,
+                attrs: Some(p.attrs),
+            });
+            // Devices use 4 KiB pages: their frames are device untypeds of arbitrary
+            // alignment, and the regions are small.
+            split(
+                p.name,
+                p.range,
+                p.attrs,
+                false,
+                |g| Source::Physical(HostPhysAddr(g)),
+                &mut mappings,
+            );
+        }
+        for (name, range) in platform.emulated_windows() {
+            regions.push(Region { name, kind: RegionKind::Emulated, range, attrs: None });
+        }
+        regions.sort_by_key(|r| (r.range.base, r.kind != RegionKind::Ram));
+        mappings.sort_by_key(|m| m.guest);
+        Plan { regions, mappings }
+    }
+
+    /// Total bytes mapped with each page size: (4 KiB, 2 MiB).
+    pub fn bytes_by_page_size(&self) -> (u64, u64) {
+        self.mappings.iter().fold((0, 0), |(s, l), m| match m.page {
+            PageSize::Small => (s.saturating_add(m.size), l),
+            PageSize::Large => (s, l.saturating_add(m.size)),
+        })
+    }
+}
+
+/// Splits `range` into a 4 KiB head up to the first 2 MiB boundary, 2 MiB blocks, and a 4 KiB
+/// tail (only 4 KiB pages when `large` is false).
+fn split(
+    name: &'static str,
+    range: GuestRange,
+    attrs: MemAttrs,
+    large: bool,
+    source: impl Fn(u64) -> Source,
+    out: &mut Vec<Mapping>,
+) {
+    let start = range.base.0;
+    let end = range.end();
+    let mut push = |from: u64, to: u64, page: PageSize| {
+        if to > from {
+            out.push(Mapping {
+                name,
+                guest: GuestPhysAddr(from),
+                source: source(from),
+                size: to - from,
+                page,
+                attrs,
+            });
+        }
+    };
+    let big_start = start.next_multiple_of(PAGE_2M);
+    let big_end = end - end % PAGE_2M;
+    if large && big_start < big_end {
+        push(start, big_start, PageSize::Small);
+        push(big_start, big_end, PageSize::Large);
+        push(big_end, end, PageSize::Small);
+    } else {
+        push(start, end, PageSize::Small);
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<20} {:<12} {:>18} {:>18} {:>12}  attrs", "region", "kind", "start", "end", "size")?;
+        for r in &self.regions {
+            writeln!(
+                f,
+                "{:<20} {:<12} {:>#18x} {:>#18x} {:>12}  {}",
+                r.name,
+                r.kind.name(),
+                r.range.base.0,
+                r.range.end(),
+                human(r.range.size),
+                r.attrs.map_or("trap", MemAttrs::name),
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "{:<20} {:>18} {:>12} {:>6} {:>8}  source", "mapping", "guest", "size", "page", "count")?;
+        for m in &self.mappings {
+            let src = match m.source {
+                Source::AnyRam { ram_offset } => alloc::format!("ram+{ram_offset:#x}"),
+                Source::Physical(p) => alloc::format!("phys {:#x}", p.0),
+            };
+            writeln!(
+                f,
+                "{:<20} {:>#18x} {:>12} {:>6} {:>8}  {} {}",
+                m.name,
+                m.guest.0,
+                human(m.size),
+                if m.page == PageSize::Large { "2M" } else { "4K" },
+                m.pages(),
+                src,
+                m.attrs.name(),
+            )?;
+        }
+        let (small, large) = self.bytes_by_page_size();
+        write!(f, "\n{} in 2 MiB blocks, {} in 4 KiB pages", human(large), human(small))
+    }
+}
+
+/// `256 MiB`, `640 KiB`, `24 B`.
+fn human(bytes: u64) -> alloc::string::String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit && bytes % unit == 0 {
+            return alloc::format!("{} {name}", bytes / unit);
+        }
+    }
+    alloc::format!("{bytes:#x} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmm_platform::{GuestRange, ORIN_AGX, QEMU_VIRT};
+
+    #[test]
+    fn qemu_virt_plan() {
+        let plan = Plan::new(&QEMU_VIRT);
+        // 512 MiB of RAM at 0x4000_0000: 256 blocks of 2 MiB, nothing else mapped.
+        assert_eq!(
+            plan.mappings,
+            [Mapping {
+                name: "ram",
+                guest: GuestPhysAddr(0x4000_0000),
+                source: Source::AnyRam { ram_offset: 0 },
+                size: 0x2000_0000,
+                page: PageSize::Large,
+                attrs: MemAttrs::NormalCacheable,
+            }]
+        );
+        assert_eq!(plan.mappings[0].pages(), 256);
+        let emulated: Vec<_> = plan
+            .regions
+            .iter()
+            .filter(|r| r.kind == RegionKind::Emulated)
+            .map(|r| (r.name, r.range))
+            .collect();
+        assert_eq!(
+            emulated,
+            [
+                ("gicd", GuestRange::new(0x0800_0000, 0x1_0000)),
+                ("gicr", GuestRange::new(0x080a_0000, 0x8_0000)),
+                ("uart", GuestRange::new(0x0900_0000, 0x1000)),
+                ("pci-mmio", GuestRange::new(0x1000_0000, 0x2eff_0000)),
+                ("pci-ecam", GuestRange::new(0x3f00_0000, 0x10_0000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn orin_plan() {
+        let plan = Plan::new(&ORIN_AGX);
+        let m: Vec<_> = plan.mappings.iter().map(|m| (m.name, m.guest.0, m.size, m.page, m.source, m.attrs)).collect();
+        use MemAttrs::*;
+        use PageSize::*;
+        assert_eq!(
+            m,
+            [
+                ("hsp-top0", 0x03c0_0000, 0xa_0000, Small, Source::Physical(HostPhysAddr(0x03c0_0000)), DeviceNGnRE),
+                ("hsp-aon", 0x0c15_0000, 0x9_0000, Small, Source::Physical(HostPhysAddr(0x0c15_0000)), DeviceNGnRE),
+                ("sram", 0x4000_0000, 0x8_0000, Small, Source::Physical(HostPhysAddr(0x4000_0000)), NormalNonCacheable),
+                ("ram", 0x9000_0000, 0x1000_0000, Large, Source::Physical(HostPhysAddr(0x9000_0000)), NormalCacheable),
+            ]
+        );
+        // 640 KiB + 576 KiB + 512 KiB of device pages; all of RAM in blocks.
+        assert_eq!(plan.bytes_by_page_size(), (0x1b_0000, 0x1000_0000));
+    }
+
+    #[test]
+    fn unaligned_ram_gets_small_pages_only_at_the_edges() {
+        let mut p = QEMU_VIRT;
+        p.ram.range = GuestRange::new(0x4000_1000, 0x0060_0000);
+        let plan = Plan::new(&p);
+        let m: Vec<_> = plan.mappings.iter().map(|m| (m.guest.0, m.size, m.page)).collect();
+        assert_eq!(
+            m,
+            [
+                (0x4000_1000, 0x1f_f000, PageSize::Small),
+                (0x4020_0000, 0x40_0000, PageSize::Large),
+                (0x4060_0000, 0x1000, PageSize::Small),
+            ]
+        );
+        assert_eq!(plan.mappings[0].source, Source::AnyRam { ram_offset: 0 });
+        assert_eq!(plan.mappings[1].source, Source::AnyRam { ram_offset: 0x1f_f000 });
+    }
+
+    #[test]
+    fn table_lists_every_region() {
+        let text = alloc::format!("{}", Plan::new(&ORIN_AGX));
+        for name in ["ram", "kernel", "initrd", "dtb", "hsp-top0", "hsp-aon", "sram", "gicd", "gicr", "pci-ecam"] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+        assert!(text.contains("256 MiB in 2 MiB blocks"), "{text}");
+    }
+}

@@ -1,0 +1,67 @@
+//! The interrupt controller the event loop drives (the `vgic` crate implements it).
+
+use arm_fault::{AccessSize, SysReg};
+use guest_mem::GuestPhysAddr;
+use hypervisor::{Hypervisor, VcpuId};
+use mmio_bus::MmioError;
+
+/// An emulated interrupt controller: its own MMIO windows, interrupt lines, and the
+/// interrupt-related exits seL4 reports.
+///
+/// Every method that may change what is pending takes the hypervisor, so the controller can
+/// fill list registers at once (of any vCPU, not only the one that trapped).
+pub trait InterruptController {
+    /// True when `addr` lies in one of the controller's MMIO windows (distributor,
+    /// redistributors).
+    fn handles(&self, addr: GuestPhysAddr) -> bool;
+
+    /// A guest load from the controller's windows.
+    fn mmio_read(
+        &mut self,
+        hyp: &mut dyn Hypervisor,
+        vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+    ) -> Result<u64, MmioError>;
+
+    /// A guest store to the controller's windows.
+    fn mmio_write(
+        &mut self,
+        hyp: &mut dyn Hypervisor,
+        vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+        value: u64,
+    ) -> Result<(), MmioError>;
+
+    /// Drives SPI line `intid` (emulated devices, level-sensitive).
+    fn set_level(&mut self, hyp: &mut dyn Hypervisor, intid: u32, level: bool);
+
+    /// seL4 delivered a physical (pass-through) interrupt. Level-triggered ones must be
+    /// acknowledged with `Hypervisor::ack_irq` only after the guest's EOI.
+    fn physical_irq(&mut self, hyp: &mut dyn Hypervisor, intid: u32);
+
+    /// A VGIC maintenance fault: the guest EOI'd the interrupt in list register `lr`
+    /// (`None` when the kernel could not tell which).
+    fn maintenance(&mut self, hyp: &mut dyn Hypervisor, vcpu: VcpuId, lr: Option<usize>);
+
+    /// A virtual PPI event (the virtual timer fired) on `vcpu`.
+    fn vppi(&mut self, hyp: &mut dyn Hypervisor, vcpu: VcpuId, intid: u32);
+
+    /// A trapped write to a GIC CPU-interface system register (ICC_SGI1R_EL1 and friends).
+    /// Returns false when the register is not the controller's.
+    fn sysreg_write(
+        &mut self,
+        hyp: &mut dyn Hypervisor,
+        vcpu: VcpuId,
+        reg: SysReg,
+        value: u64,
+    ) -> bool;
+
+    /// The vCPU was powered on (PSCI CPU_ON) or off (CPU_OFF): SPIs routed to an offline vCPU
+    /// go elsewhere.
+    fn vcpu_power(&mut self, hyp: &mut dyn Hypervisor, vcpu: VcpuId, online: bool);
+
+    /// True when `vcpu` has an interrupt pending or in a list register (WFI may return).
+    fn has_pending(&self, vcpu: VcpuId) -> bool;
+}
