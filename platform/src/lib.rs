@@ -56,7 +56,11 @@ impl Spi {
 
     /// The SPI with interrupt ID `intid`, if it is one.
     pub const fn from_intid(intid: u32) -> Option<Spi> {
-        if intid >= 32 && intid <= Spi::MAX + 32 { Some(Spi(intid - 32)) } else { None }
+        if intid >= 32 && intid <= Spi::MAX + 32 {
+            Some(Spi(intid - 32))
+        } else {
+            None
+        }
     }
 }
 
@@ -124,7 +128,10 @@ pub struct LoadRegion {
 impl LoadRegion {
     /// The range the region reserves.
     pub const fn range(&self) -> GuestRange {
-        GuestRange { base: self.addr, size: self.max_size }
+        GuestRange {
+            base: self.addr,
+            size: self.max_size,
+        }
     }
 }
 
@@ -216,18 +223,27 @@ pub struct Platform {
 impl Platform {
     /// The distributor's range.
     pub const fn gicd_range(&self) -> GuestRange {
-        GuestRange { base: self.gic.dist, size: GICD_SIZE }
+        GuestRange {
+            base: self.gic.dist,
+            size: GICD_SIZE,
+        }
     }
 
     /// The redistributor region: one frame pair per vCPU.
     pub const fn gicr_range(&self) -> GuestRange {
-        GuestRange { base: self.gic.redist, size: GICR_STRIDE * self.vcpus as u64 }
+        GuestRange {
+            base: self.gic.redist,
+            size: GICR_STRIDE * self.vcpus as u64,
+        }
     }
 
     /// The UART's range, if there is one.
     pub const fn uart_range(&self) -> Option<GuestRange> {
         match self.uart {
-            Some(u) => Some(GuestRange { base: u.base, size: PAGE_4K }),
+            Some(u) => Some(GuestRange {
+                base: u.base,
+                size: PAGE_4K,
+            }),
             None => None,
         }
     }

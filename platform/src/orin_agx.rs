@@ -14,13 +14,25 @@ use crate::{
 pub const ORIN_AGX: Platform = Platform {
     name: "orin-agx",
     // Identity-mapped: the guest's BPMP driver hands the BPMP physical buffer addresses.
-    ram: Ram { range: GuestRange::new(0x9000_0000, 0x1000_0000), identity: true },
-    kernel: LoadRegion { addr: GuestPhysAddr(0x9000_0000), max_size: 0x0c00_0000 },
+    ram: Ram {
+        range: GuestRange::new(0x9000_0000, 0x1000_0000),
+        identity: true,
+    },
+    kernel: LoadRegion {
+        addr: GuestPhysAddr(0x9000_0000),
+        max_size: 0x0c00_0000,
+    },
     // Design document: initrd at 0x9D00_0000 with up to 32 MiB, DTB at 0x9E00_0000. That
     // initrd would run to 0x9F00_0000 over the DTB (the validator reports the overlap), so the
     // initrd moves down 16 MiB and keeps its 32 MiB; the DTB stays where the document put it.
-    initrd: LoadRegion { addr: GuestPhysAddr(0x9c00_0000), max_size: 0x0200_0000 },
-    dtb: LoadRegion { addr: GuestPhysAddr(0x9e00_0000), max_size: 0x0020_0000 },
+    initrd: LoadRegion {
+        addr: GuestPhysAddr(0x9c00_0000),
+        max_size: 0x0200_0000,
+    },
+    dtb: LoadRegion {
+        addr: GuestPhysAddr(0x9e00_0000),
+        max_size: 0x0020_0000,
+    },
     vcpus: 4,
     // `arm64.nopauth`: seL4 leaves HCR_EL2.API/APK clear, so the A78AE's pointer-authentication
     // instructions would trap to EL2; the guest is told not to use them.
@@ -29,7 +41,10 @@ pub const ORIN_AGX: Platform = Platform {
     passthrough: PASSTHROUGH,
     passthrough_irqs: PASSTHROUGH_IRQS,
     // The emulated GIC sits where the board's GIC-600 is, so the addresses look familiar.
-    gic: GicLayout { dist: GuestPhysAddr(0x0f40_0000), redist: GuestPhysAddr(0x0f44_0000) },
+    gic: GicLayout {
+        dist: GuestPhysAddr(0x0f40_0000),
+        redist: GuestPhysAddr(0x0f44_0000),
+    },
     pci: PciLayout {
         ecam: GuestRange::new(0x3000_0000, 0x0010_0000),
         mmio: GuestRange::new(0x2000_0000, 0x1000_0000),
@@ -60,19 +75,71 @@ const PASSTHROUGH: &[Passthrough] = &[
 ];
 
 const PASSTHROUGH_IRQS: &[PassthroughIrq] = &[
-    PassthroughIrq { name: "hsp-top0-doorbell", spi: Spi(176), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared0", spi: Spi(120), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared1", spi: Spi(121), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared2", spi: Spi(122), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared3", spi: Spi(123), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared4", spi: Spi(124), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared5", spi: Spi(125), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared6", spi: Spi(126), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-top0-shared7", spi: Spi(127), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-aon-shared1", spi: Spi(133), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-aon-shared2", spi: Spi(134), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-aon-shared3", spi: Spi(135), trigger: Trigger::Level },
-    PassthroughIrq { name: "hsp-aon-shared4", spi: Spi(136), trigger: Trigger::Level },
+    PassthroughIrq {
+        name: "hsp-top0-doorbell",
+        spi: Spi(176),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared0",
+        spi: Spi(120),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared1",
+        spi: Spi(121),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared2",
+        spi: Spi(122),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared3",
+        spi: Spi(123),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared4",
+        spi: Spi(124),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared5",
+        spi: Spi(125),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared6",
+        spi: Spi(126),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-top0-shared7",
+        spi: Spi(127),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-aon-shared1",
+        spi: Spi(133),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-aon-shared2",
+        spi: Spi(134),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-aon-shared3",
+        spi: Spi(135),
+        trigger: Trigger::Level,
+    },
+    PassthroughIrq {
+        name: "hsp-aon-shared4",
+        spi: Spi(136),
+        trigger: Trigger::Level,
+    },
 ];
 
 const _: () = assert_valid(&ORIN_AGX);

@@ -15,25 +15,43 @@ use crate::{
 /// The QEMU virt platform.
 pub const QEMU_VIRT: Platform = Platform {
     name: "qemu-virt",
-    ram: Ram { range: GuestRange::new(0x4000_0000, 0x2000_0000), identity: false },
+    ram: Ram {
+        range: GuestRange::new(0x4000_0000, 0x2000_0000),
+        identity: false,
+    },
     // Kernel at the start of RAM (2 MiB aligned; its text_offset is 0 since Linux 5.8), then
     // room for a 64 MiB initrd and the DTB.
-    kernel: LoadRegion { addr: GuestPhysAddr(0x4000_0000), max_size: 0x0800_0000 },
-    initrd: LoadRegion { addr: GuestPhysAddr(0x4800_0000), max_size: 0x0400_0000 },
-    dtb: LoadRegion { addr: GuestPhysAddr(0x4c00_0000), max_size: 0x0020_0000 },
+    kernel: LoadRegion {
+        addr: GuestPhysAddr(0x4000_0000),
+        max_size: 0x0800_0000,
+    },
+    initrd: LoadRegion {
+        addr: GuestPhysAddr(0x4800_0000),
+        max_size: 0x0400_0000,
+    },
+    dtb: LoadRegion {
+        addr: GuestPhysAddr(0x4c00_0000),
+        max_size: 0x0020_0000,
+    },
     vcpus: 4,
     bootargs: "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init",
     stdout_path: "/pl011@9000000",
     passthrough: &[],
     passthrough_irqs: &[],
-    gic: GicLayout { dist: GuestPhysAddr(0x0800_0000), redist: GuestPhysAddr(0x080a_0000) },
+    gic: GicLayout {
+        dist: GuestPhysAddr(0x0800_0000),
+        redist: GuestPhysAddr(0x080a_0000),
+    },
     pci: PciLayout {
         // QEMU's ECAM window is 16 MiB (16 buses); the guest is told of bus 0 only.
         ecam: GuestRange::new(0x3f00_0000, 0x0010_0000),
         mmio: GuestRange::new(0x1000_0000, 0x2eff_0000),
         intx: [Spi(3), Spi(4), Spi(5), Spi(6)],
     },
-    uart: Some(UartLayout { base: GuestPhysAddr(0x0900_0000), spi: Spi(1) }),
+    uart: Some(UartLayout {
+        base: GuestPhysAddr(0x0900_0000),
+        spi: Spi(1),
+    }),
 };
 
 const _: () = assert_valid(&QEMU_VIRT);

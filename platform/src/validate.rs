@@ -117,12 +117,25 @@ impl fmt::Display for PlatformError {
         match self {
             PlatformError::Empty { region } => write!(f, "{region}: size is 0"),
             PlatformError::Wraps { region, range } => {
-                write!(f, "{region}: {:#x}+{:#x} wraps past 2^64", range.base.0, range.size)
+                write!(
+                    f,
+                    "{region}: {:#x}+{:#x} wraps past 2^64",
+                    range.base.0, range.size
+                )
             }
-            PlatformError::Misaligned { region, value, align } => {
+            PlatformError::Misaligned {
+                region,
+                value,
+                align,
+            } => {
                 write!(f, "{region}: {value:#x} is not a multiple of {align:#x}")
             }
-            PlatformError::Overlap { a, a_range, b, b_range } => {
+            PlatformError::Overlap {
+                a,
+                a_range,
+                b,
+                b_range,
+            } => {
                 let (a0, a1) = r(a_range);
                 let (b0, b1) = r(b_range);
                 write!(f, "{a} [{a0:#x}, {a1:#x}) overlaps {b} [{b0:#x}, {b1:#x})")
@@ -130,10 +143,16 @@ impl fmt::Display for PlatformError {
             PlatformError::OutsideRam { region, range, ram } => {
                 let (a0, a1) = r(range);
                 let (m0, m1) = r(ram);
-                write!(f, "{region} [{a0:#x}, {a1:#x}) is not inside guest RAM [{m0:#x}, {m1:#x})")
+                write!(
+                    f,
+                    "{region} [{a0:#x}, {a1:#x}) is not inside guest RAM [{m0:#x}, {m1:#x})"
+                )
             }
             PlatformError::TooLarge { region, size, max } => {
-                write!(f, "{region}: {size:#x} bytes is more than the {max:#x} allowed")
+                write!(
+                    f,
+                    "{region}: {size:#x} bytes is more than the {max:#x} allowed"
+                )
             }
             PlatformError::VcpuCount { count } => {
                 write!(f, "{count} vCPUs: must be 1..={MAX_VCPUS}")
@@ -142,10 +161,18 @@ impl fmt::Display for PlatformError {
                 write!(f, "{name}: SPI {} is above {}", spi.0, Spi::MAX)
             }
             PlatformError::DuplicateSpi { a, b, spi } => {
-                write!(f, "{a} and {b} both use SPI {} (INTID {})", spi.0, spi.intid())
+                write!(
+                    f,
+                    "{a} and {b} both use SPI {} (INTID {})",
+                    spi.0,
+                    spi.intid()
+                )
             }
             PlatformError::BadDtPath { region, path } => {
-                write!(f, "{region}: device-tree path {path:?} does not start with '/'")
+                write!(
+                    f,
+                    "{region}: device-tree path {path:?} does not start with '/'"
+                )
             }
             PlatformError::MissingBootarg { field } => write!(f, "{field} is empty"),
         }
@@ -167,11 +194,19 @@ const fn check_range(region: &'static str, r: GuestRange, align: u64) -> Result<
     if r.base.0.checked_add(r.size).is_none() {
         return Err(PlatformError::Wraps { region, range: r });
     }
-    if r.base.0 % align != 0 {
-        return Err(PlatformError::Misaligned { region, value: r.base.0, align });
+    if !r.base.0.is_multiple_of(align) {
+        return Err(PlatformError::Misaligned {
+            region,
+            value: r.base.0,
+            align,
+        });
     }
-    if r.size % align != 0 {
-        return Err(PlatformError::Misaligned { region, value: r.size, align });
+    if !r.size.is_multiple_of(align) {
+        return Err(PlatformError::Misaligned {
+            region,
+            value: r.size,
+            align,
+        });
     }
     Ok(())
 }
@@ -227,10 +262,10 @@ impl Platform {
         if i < n + 4 {
             return Some((INTX[i - n], self.pci.intx[i - n]));
         }
-        if i == n + 4 {
-            if let Some(u) = self.uart {
-                return Some(("uart", u.spi));
-            }
+        if i == n + 4
+            && let Some(u) = self.uart
+        {
+            return Some(("uart", u.spi));
         }
         None
     }
@@ -244,7 +279,9 @@ impl Platform {
             return Err(PlatformError::MissingBootarg { field: "bootargs" });
         }
         if self.stdout_path.is_empty() {
-            return Err(PlatformError::MissingBootarg { field: "stdout-path" });
+            return Err(PlatformError::MissingBootarg {
+                field: "stdout-path",
+            });
         }
 
         // Each region on its own.
@@ -262,7 +299,10 @@ impl Platform {
             tri!(check_range(p.name, p.range, PAGE_4K));
             let path = p.dt_path.as_bytes();
             if path.is_empty() || path[0] != b'/' {
-                return Err(PlatformError::BadDtPath { region: p.name, path: p.dt_path });
+                return Err(PlatformError::BadDtPath {
+                    region: p.name,
+                    path: p.dt_path,
+                });
             }
             i += 1;
         }
@@ -274,15 +314,15 @@ impl Platform {
             if let Some((an, ar)) = self.region(a) {
                 let mut b = a + 1;
                 while b < n {
-                    if let Some((bn, br)) = self.region(b) {
-                        if ar.overlaps(&br) {
-                            return Err(PlatformError::Overlap {
-                                a: an,
-                                a_range: ar,
-                                b: bn,
-                                b_range: br,
-                            });
-                        }
+                    if let Some((bn, br)) = self.region(b)
+                        && ar.overlaps(&br)
+                    {
+                        return Err(PlatformError::Overlap {
+                            a: an,
+                            a_range: ar,
+                            b: bn,
+                            b_range: br,
+                        });
                     }
                     b += 1;
                 }
@@ -303,16 +343,29 @@ impl Platform {
                 return Err(PlatformError::Empty { region: name });
             }
             if r.base.0 % align != 0 {
-                return Err(PlatformError::Misaligned { region: name, value: r.base.0, align });
+                return Err(PlatformError::Misaligned {
+                    region: name,
+                    value: r.base.0,
+                    align,
+                });
             }
             if !self.ram.range.contains_range(r.base, r.size) {
-                return Err(PlatformError::OutsideRam { region: name, range: r, ram: self.ram.range });
+                return Err(PlatformError::OutsideRam {
+                    region: name,
+                    range: r,
+                    ram: self.ram.range,
+                });
             }
             let mut j = i + 1;
             while j < loads.len() {
                 let (other, o, _) = loads[j];
                 if r.overlaps(&o) {
-                    return Err(PlatformError::Overlap { a: name, a_range: r, b: other, b_range: o });
+                    return Err(PlatformError::Overlap {
+                        a: name,
+                        a_range: r,
+                        b: other,
+                        b_range: o,
+                    });
                 }
                 j += 1;
             }
@@ -332,14 +385,21 @@ impl Platform {
         while a < m {
             if let Some((an, aspi)) = self.irq(a) {
                 if aspi.0 > Spi::MAX {
-                    return Err(PlatformError::SpiOutOfRange { name: an, spi: aspi });
+                    return Err(PlatformError::SpiOutOfRange {
+                        name: an,
+                        spi: aspi,
+                    });
                 }
                 let mut b = a + 1;
                 while b < m {
-                    if let Some((bn, bspi)) = self.irq(b) {
-                        if aspi.0 == bspi.0 {
-                            return Err(PlatformError::DuplicateSpi { a: an, b: bn, spi: aspi });
-                        }
+                    if let Some((bn, bspi)) = self.irq(b)
+                        && aspi.0 == bspi.0
+                    {
+                        return Err(PlatformError::DuplicateSpi {
+                            a: an,
+                            b: bn,
+                            spi: aspi,
+                        });
                     }
                     b += 1;
                 }

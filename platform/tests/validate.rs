@@ -23,7 +23,10 @@ fn shipped_tables_are_valid() {
 fn design_document_orin_numbers_overlap() {
     // The design document's initrd (0x9D00_0000, 32 MiB) runs over its DTB (0x9E00_0000).
     let mut p = ORIN_AGX;
-    p.initrd = LoadRegion { addr: GuestPhysAddr(0x9d00_0000), max_size: 0x0200_0000 };
+    p.initrd = LoadRegion {
+        addr: GuestPhysAddr(0x9d00_0000),
+        max_size: 0x0200_0000,
+    };
     let e = err(p);
     assert_eq!(
         e,
@@ -56,7 +59,10 @@ fn wrapping_region() {
     p.ram.range = GuestRange::new(0xffff_ffff_ffff_f000, 0x2000);
     assert_eq!(
         err(p),
-        PlatformError::Wraps { region: "ram", range: GuestRange::new(0xffff_ffff_ffff_f000, 0x2000) }
+        PlatformError::Wraps {
+            region: "ram",
+            range: GuestRange::new(0xffff_ffff_ffff_f000, 0x2000)
+        }
     );
 }
 
@@ -64,13 +70,34 @@ fn wrapping_region() {
 fn misaligned_regions() {
     let mut p = base();
     p.ram.range = GuestRange::new(0x4000_0800, 0x2000_0000);
-    assert_eq!(err(p), PlatformError::Misaligned { region: "ram", value: 0x4000_0800, align: 0x1000 });
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "ram",
+            value: 0x4000_0800,
+            align: 0x1000
+        }
+    );
     let mut p = base();
     p.gic.dist = GuestPhysAddr(0x0800_1000);
-    assert_eq!(err(p), PlatformError::Misaligned { region: "gicd", value: 0x0800_1000, align: 0x1_0000 });
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "gicd",
+            value: 0x0800_1000,
+            align: 0x1_0000
+        }
+    );
     let mut p = base();
     p.kernel.addr = GuestPhysAddr(0x4010_0000);
-    assert_eq!(err(p), PlatformError::Misaligned { region: "kernel", value: 0x4010_0000, align: 0x20_0000 });
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "kernel",
+            value: 0x4010_0000,
+            align: 0x20_0000
+        }
+    );
     let mut p = ORIN_AGX;
     const PT: &[Passthrough] = &[Passthrough {
         name: "odd",
@@ -79,13 +106,23 @@ fn misaligned_regions() {
         attrs: MemAttrs::DeviceNGnRE,
     }];
     p.passthrough = PT;
-    assert_eq!(err(p), PlatformError::Misaligned { region: "odd", value: 0x800, align: 0x1000 });
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "odd",
+            value: 0x800,
+            align: 0x1000
+        }
+    );
 }
 
 #[test]
 fn overlapping_regions_name_both() {
     let mut p = base();
-    p.uart = Some(UartLayout { base: GuestPhysAddr(0x080b_0000), spi: Spi(1) });
+    p.uart = Some(UartLayout {
+        base: GuestPhysAddr(0x080b_0000),
+        spi: Spi(1),
+    });
     // The UART now sits inside the redistributor region (regions are checked in table order).
     assert_eq!(
         err(p),
@@ -104,7 +141,14 @@ fn overlapping_regions_name_both() {
         attrs: MemAttrs::DeviceNGnRE,
     }];
     p.passthrough = PT;
-    assert!(matches!(err(p), PlatformError::Overlap { a: "ram", b: "in-ram", .. }));
+    assert!(matches!(
+        err(p),
+        PlatformError::Overlap {
+            a: "ram",
+            b: "in-ram",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -125,7 +169,14 @@ fn load_region_outside_ram() {
 fn dtb_too_large() {
     let mut p = base();
     p.dtb.max_size = 0x40_0000;
-    assert_eq!(err(p), PlatformError::TooLarge { region: "dtb", size: 0x40_0000, max: 0x20_0000 });
+    assert_eq!(
+        err(p),
+        PlatformError::TooLarge {
+            region: "dtb",
+            size: 0x40_0000,
+            max: 0x20_0000
+        }
+    );
 }
 
 #[test]
@@ -141,17 +192,45 @@ fn vcpu_count() {
 fn spis() {
     let mut p = base();
     p.pci.intx[2] = Spi(988);
-    assert_eq!(err(p), PlatformError::SpiOutOfRange { name: "pci-intc", spi: Spi(988) });
+    assert_eq!(
+        err(p),
+        PlatformError::SpiOutOfRange {
+            name: "pci-intc",
+            spi: Spi(988)
+        }
+    );
     let mut p = base();
     p.pci.intx[3] = Spi(1);
-    assert_eq!(err(p), PlatformError::DuplicateSpi { a: "pci-intd", b: "uart", spi: Spi(1) });
+    assert_eq!(
+        err(p),
+        PlatformError::DuplicateSpi {
+            a: "pci-intd",
+            b: "uart",
+            spi: Spi(1)
+        }
+    );
     let mut p = ORIN_AGX;
     const IRQS: &[PassthroughIrq] = &[
-        PassthroughIrq { name: "a", spi: Spi(40), trigger: Trigger::Level },
-        PassthroughIrq { name: "b", spi: Spi(40), trigger: Trigger::Edge },
+        PassthroughIrq {
+            name: "a",
+            spi: Spi(40),
+            trigger: Trigger::Level,
+        },
+        PassthroughIrq {
+            name: "b",
+            spi: Spi(40),
+            trigger: Trigger::Edge,
+        },
     ];
     p.passthrough_irqs = IRQS;
-    assert_eq!(err(p), PlatformError::DuplicateSpi { a: "a", b: "b", spi: Spi(40) });
+    assert_eq!(
+        err(p),
+        PlatformError::DuplicateSpi {
+            a: "a",
+            b: "b",
+            spi: Spi(40)
+        }
+    );
     assert_eq!(ORIN_AGX.max_spi(), Spi(419));
 }
 
@@ -165,13 +244,24 @@ fn dt_paths_and_bootargs() {
         attrs: MemAttrs::DeviceNGnRE,
     }];
     p.passthrough = PT;
-    assert_eq!(err(p), PlatformError::BadDtPath { region: "rel", path: "bus@0/hsp@3c00000" });
+    assert_eq!(
+        err(p),
+        PlatformError::BadDtPath {
+            region: "rel",
+            path: "bus@0/hsp@3c00000"
+        }
+    );
     let mut p = base();
     p.bootargs = "";
     assert_eq!(err(p), PlatformError::MissingBootarg { field: "bootargs" });
     let mut p = base();
     p.stdout_path = "";
-    assert_eq!(err(p), PlatformError::MissingBootarg { field: "stdout-path" });
+    assert_eq!(
+        err(p),
+        PlatformError::MissingBootarg {
+            field: "stdout-path"
+        }
+    );
 }
 
 #[test]

@@ -124,6 +124,10 @@ impl MmioAccess {
         } else {
             v
         };
-        if self.sixty_four { extended } else { extended & 0xffff_ffff }
+        if self.sixty_four {
+            extended
+        } else {
+            extended & 0xffff_ffff
+        }
     }
 }

@@ -72,7 +72,13 @@ impl Esr {
 
 impl fmt::Debug for Esr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ESR {:#x} (EC {:#04x}, ISS {:#x})", self.0, self.ec(), self.iss())
+        write!(
+            f,
+            "ESR {:#x} (EC {:#04x}, ISS {:#x})",
+            self.0,
+            self.ec(),
+            self.iss()
+        )
     }
 }
 
@@ -168,7 +174,10 @@ pub fn decode(esr: Esr, ipa: GuestPhysAddr) -> Result<Exit, DecodeError> {
     let iss = u64::from(esr.iss());
     let exit = match reg.read_as_enum(ESR_EL2::EC) {
         Some(Ec::DataAbortLowerEL) => return decode_data_abort(esr, iss, ipa),
-        Some(Ec::InstrAbortLowerEL) => Exit::InstructionAbort { ipa, ifsc: (iss & 0x3f) as u8 },
+        Some(Ec::InstrAbortLowerEL) => Exit::InstructionAbort {
+            ipa,
+            ifsc: (iss & 0x3f) as u8,
+        },
         // TI: 0b00 WFI, 0b01 WFE, 0b10 WFIT, 0b11 WFET.
         Some(Ec::TrappedWFIorWFE) => {
             if iss & 1 == 0 {
@@ -180,7 +189,10 @@ pub fn decode(esr: Esr, ipa: GuestPhysAddr) -> Result<Exit, DecodeError> {
         Some(Ec::HVC64) => Exit::Hvc { imm: iss as u16 },
         Some(Ec::SMC64) => Exit::Smc { imm: iss as u16 },
         Some(Ec::TrappedMsrMrs) => Exit::SysReg(decode_sysreg(iss)),
-        _ => Exit::Other { ec: esr.ec(), iss: esr.iss() },
+        _ => Exit::Other {
+            ec: esr.ec(),
+            iss: esr.iss(),
+        },
     };
     Ok(exit)
 }

@@ -21,7 +21,13 @@ pub struct SysReg {
 impl SysReg {
     /// `S<op0>_<op1>_C<crn>_C<crm>_<op2>`.
     pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
-        Self { op0, op1, crn, crm, op2 }
+        Self {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+        }
     }
 
     /// ICC_SGI1R_EL1: generate a Group 1 SGI (the write Linux uses for IPIs).
@@ -36,7 +42,11 @@ impl SysReg {
 
 impl fmt::Debug for SysReg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "S{}_{}_C{}_C{}_{}", self.op0, self.op1, self.crn, self.crm, self.op2)
+        write!(
+            f,
+            "S{}_{}_C{}_C{}_{}",
+            self.op0, self.op1, self.crn, self.crm, self.op2
+        )
     }
 }
 

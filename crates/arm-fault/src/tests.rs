@@ -49,10 +49,17 @@ fn expected_from_insn(insn: u32) -> Option<Expected> {
     let (write, sign_extend, sixty_four) = match (opc, size) {
         (0b00, s) => (true, false, s == AccessSize::Double),
         (0b01, s) => (false, false, s == AccessSize::Double),
-        (0b10, _) => (false, true, true),  // LDRSB/LDRSH/LDRSW Xt
-        (_, _) => (false, true, false),    // LDRSB/LDRSH Wt
+        (0b10, _) => (false, true, true), // LDRSB/LDRSH/LDRSW Xt
+        (_, _) => (false, true, false),   // LDRSB/LDRSH Wt
     };
-    Some(Expected { size, write, rt, sign_extend, sixty_four, acquire_release: false })
+    Some(Expected {
+        size,
+        write,
+        rt,
+        sign_extend,
+        sixty_four,
+        acquire_release: false,
+    })
 }
 
 /// The ESR a stage-2 data abort of that load/store reports (ISV=1, DFSC = translation fault L3).
@@ -97,7 +104,9 @@ fn every_load_store_form_decodes_to_what_the_instruction_does() {
     for &(insn, asm) in LOADS_STORES {
         let e = expected_from_insn(insn).unwrap_or_else(|| panic!("{asm}: oracle"));
         let exit = decode(Esr(esr_for(&e)), IPA).unwrap();
-        let Exit::DataAbort { ipa, access } = exit else { panic!("{asm}: {exit:?}") };
+        let Exit::DataAbort { ipa, access } = exit else {
+            panic!("{asm}: {exit:?}")
+        };
         assert_eq!(ipa, IPA, "{asm}");
         assert_eq!(access.size, e.size, "{asm}");
         assert_eq!(access.write, e.write, "{asm}");
@@ -115,23 +124,35 @@ fn load_pair_has_no_syndrome_and_is_refused() {
     let esr = (EC_DABT_LOW << 26) | IL | 0b00_0111;
     assert_eq!(
         decode(Esr(esr), IPA),
-        Err(DecodeError::NoSyndrome { ipa: IPA, esr: Esr(esr) })
+        Err(DecodeError::NoSyndrome {
+            ipa: IPA,
+            esr: Esr(esr)
+        })
     );
 }
 
 #[test]
 fn external_aborts_and_walk_faults_are_not_mmio() {
     let ea = (EC_DABT_LOW << 26) | IL | (1 << 24) | (1 << 9) | 0x10;
-    assert!(matches!(decode(Esr(ea), IPA), Err(DecodeError::NotEmulable { .. })));
+    assert!(matches!(
+        decode(Esr(ea), IPA),
+        Err(DecodeError::NotEmulable { .. })
+    ));
     let s1ptw = (EC_DABT_LOW << 26) | IL | (1 << 24) | (1 << 7) | 0x07;
-    assert!(matches!(decode(Esr(s1ptw), IPA), Err(DecodeError::NotEmulable { .. })));
+    assert!(matches!(
+        decode(Esr(s1ptw), IPA),
+        Err(DecodeError::NotEmulable { .. })
+    ));
 }
 
 #[test]
 fn cache_maintenance_is_stepped_over() {
     // DC CIVAC reports CM=1 and WnR=1.
     let esr = (EC_DABT_LOW << 26) | IL | (1 << 8) | (1 << 6) | 0x07;
-    assert_eq!(decode(Esr(esr), IPA), Ok(Exit::CacheMaintenance { ipa: IPA }));
+    assert_eq!(
+        decode(Esr(esr), IPA),
+        Ok(Exit::CacheMaintenance { ipa: IPA })
+    );
 }
 
 #[test]
@@ -154,7 +175,10 @@ fn load_results_extend_as_the_architecture_does() {
     assert_eq!(ld(0x7980_01ee).load_result(0x7fff), 0x7fff);
     assert_eq!(ld(0x7980_01ee).load_result(0x8000), 0xffff_ffff_ffff_8000);
     // ldrsw x16.
-    assert_eq!(ld(0xb980_0230).load_result(0x8000_0000), 0xffff_ffff_8000_0000);
+    assert_eq!(
+        ld(0xb980_0230).load_result(0x8000_0000),
+        0xffff_ffff_8000_0000
+    );
     // ldr w4 drops bus bits above 32; ldr x6 keeps all.
     assert_eq!(ld(0xb940_00a4).load_result(0x1_2345_6789), 0x2345_6789);
     assert_eq!(ld(0xf940_00e6).load_result(u64::MAX), u64::MAX);
@@ -180,15 +204,53 @@ fn esr_for_sysreg(insn: u32) -> u64 {
 #[test]
 fn msr_mrs_traps_decode_register_and_direction() {
     let cases: &[(u32, &str, SysReg, u8, bool)] = &[
-        (0xd518_cba1, "msr icc_sgi1r_el1, x1", SysReg::ICC_SGI1R_EL1, 1, false),
-        (0xd518_cbc2, "msr icc_asgi1r_el1, x2", SysReg::ICC_ASGI1R_EL1, 2, false),
-        (0xd53b_e023, "mrs x3, cntpct_el0", SysReg::CNTPCT_EL0, 3, true),
-        (0xd538_cc04, "mrs x4, icc_iar1_el1", SysReg::new(3, 0, 12, 12, 0), 4, true),
-        (0xd51b_e225, "msr cntp_ctl_el0, x5", SysReg::new(3, 3, 14, 2, 1), 5, false),
+        (
+            0xd518_cba1,
+            "msr icc_sgi1r_el1, x1",
+            SysReg::ICC_SGI1R_EL1,
+            1,
+            false,
+        ),
+        (
+            0xd518_cbc2,
+            "msr icc_asgi1r_el1, x2",
+            SysReg::ICC_ASGI1R_EL1,
+            2,
+            false,
+        ),
+        (
+            0xd53b_e023,
+            "mrs x3, cntpct_el0",
+            SysReg::CNTPCT_EL0,
+            3,
+            true,
+        ),
+        (
+            0xd538_cc04,
+            "mrs x4, icc_iar1_el1",
+            SysReg::new(3, 0, 12, 12, 0),
+            4,
+            true,
+        ),
+        (
+            0xd51b_e225,
+            "msr cntp_ctl_el0, x5",
+            SysReg::new(3, 3, 14, 2, 1),
+            5,
+            false,
+        ),
     ];
     for &(insn, asm, reg, rt, read) in cases {
         let exit = decode(Esr(esr_for_sysreg(insn)), GuestPhysAddr(0)).unwrap();
-        assert_eq!(exit, Exit::SysReg(SysRegAccess { reg, rt: GpReg::new(rt), read }), "{asm}");
+        assert_eq!(
+            exit,
+            Exit::SysReg(SysRegAccess {
+                reg,
+                rt: GpReg::new(rt),
+                read
+            }),
+            "{asm}"
+        );
     }
 }
 
@@ -198,14 +260,26 @@ fn wfx_hvc_smc() {
     let z = GuestPhysAddr(0);
     assert_eq!(decode(Esr((0b00_0001 << 26) | IL), z), Ok(Exit::Wfi));
     assert_eq!(decode(Esr((0b00_0001 << 26) | IL | 1), z), Ok(Exit::Wfe));
-    assert_eq!(decode(Esr((0b01_0110 << 26) | IL), z), Ok(Exit::Hvc { imm: 0 }));
-    assert_eq!(decode(Esr((0b01_0111 << 26) | IL | 0x1234), z), Ok(Exit::Smc { imm: 0x1234 }));
+    assert_eq!(
+        decode(Esr((0b01_0110 << 26) | IL), z),
+        Ok(Exit::Hvc { imm: 0 })
+    );
+    assert_eq!(
+        decode(Esr((0b01_0111 << 26) | IL | 0x1234), z),
+        Ok(Exit::Smc { imm: 0x1234 })
+    );
     assert_eq!(
         decode(Esr((0b10_0000 << 26) | IL | 0x0f), GuestPhysAddr(0x10)),
-        Ok(Exit::InstructionAbort { ipa: GuestPhysAddr(0x10), ifsc: 0x0f })
+        Ok(Exit::InstructionAbort {
+            ipa: GuestPhysAddr(0x10),
+            ifsc: 0x0f
+        })
     );
     // Pointer-authentication trap (EC 0x09): not handled, reported as Other.
-    assert_eq!(decode(Esr((0x09 << 26) | IL), z), Ok(Exit::Other { ec: 0x09, iss: 0 }));
+    assert_eq!(
+        decode(Esr((0x09 << 26) | IL), z),
+        Ok(Exit::Other { ec: 0x09, iss: 0 })
+    );
     assert_eq!(Esr(IL).instruction_len(), 4);
     assert_eq!(Esr(0).instruction_len(), 2);
 }
@@ -220,14 +294,36 @@ fn ipa_from_hpfar_and_far() {
 fn every_class_decodes_to_a_defined_result() {
     // Every EC with the ISS bits that select behaviour: no panic, and a class the VMM does not
     // act on comes back as `Other` with its EC and ISS intact.
-    let handled = [0b10_0100u64, 0b10_0000, 0b00_0001, 0b01_0110, 0b01_0111, 0b01_1000];
+    let handled = [
+        0b10_0100u64,
+        0b10_0000,
+        0b00_0001,
+        0b01_0110,
+        0b01_0111,
+        0b01_1000,
+    ];
     for ec in 0..64u64 {
-        for iss in [0u64, 1, 0x1ff_ffff, 1 << 24, (1 << 24) | (3 << 22) | (31 << 16) | 0x3f] {
+        for iss in [
+            0u64,
+            1,
+            0x1ff_ffff,
+            1 << 24,
+            (1 << 24) | (3 << 22) | (31 << 16) | 0x3f,
+        ] {
             let r = decode(Esr((ec << 26) | IL | iss), IPA);
             if !handled.contains(&ec) {
-                assert_eq!(r, Ok(Exit::Other { ec: ec as u8, iss: iss as u32 }));
+                assert_eq!(
+                    r,
+                    Ok(Exit::Other {
+                        ec: ec as u8,
+                        iss: iss as u32
+                    })
+                );
             } else {
-                assert!(!matches!(r, Ok(Exit::Other { .. })), "ec {ec:#x} iss {iss:#x}");
+                assert!(
+                    !matches!(r, Ok(Exit::Other { .. })),
+                    "ec {ec:#x} iss {iss:#x}"
+                );
             }
         }
     }

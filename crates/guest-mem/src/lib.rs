@@ -73,7 +73,10 @@ pub struct GuestRange {
 impl GuestRange {
     /// A new range.
     pub const fn new(base: u64, size: u64) -> Self {
-        Self { base: GuestPhysAddr(base), size }
+        Self {
+            base: GuestPhysAddr(base),
+            size,
+        }
     }
 
     /// One past the last address, saturating at `u64::MAX` (tables are validated not to wrap).
@@ -161,7 +164,10 @@ impl<'a> GuestMemory<'a> {
     /// mapped guest RAM into its own address space and made a slice of it).
     pub fn new(base: GuestPhysAddr, backing: &'a mut [u8]) -> Self {
         Self {
-            range: GuestRange { base, size: backing.len() as u64 },
+            range: GuestRange {
+                base,
+                size: backing.len() as u64,
+            },
             // A slice's pointer is never null.
             host: NonNull::new(backing.as_mut_ptr()).unwrap_or(NonNull::dangling()),
             observer: None,
@@ -292,7 +298,7 @@ impl<'a> GuestMemory<'a> {
             return Err(MemError::Misaligned { addr, align: len });
         }
         let p = self.host_ptr(addr, len, write)?;
-        if (p as usize) % (len as usize) != 0 {
+        if !(p as usize).is_multiple_of(len as usize) {
             return Err(MemError::Misaligned { addr, align: len });
         }
         Ok(p)
@@ -302,7 +308,9 @@ impl<'a> GuestMemory<'a> {
     pub fn load_u16_acquire(&self, addr: GuestPhysAddr) -> Result<u16, MemError> {
         let p = self.atomic_ptr(addr, 2, false)?;
         // SAFETY: in bounds and 2-byte aligned (checked); AtomicU16 has u16's layout.
-        Ok(u16::from_le(unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Acquire)))
+        Ok(u16::from_le(
+            unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Acquire),
+        ))
     }
 
     /// Stores a `u16` with release ordering (a virtqueue `idx` the VMM publishes).
@@ -317,13 +325,17 @@ impl<'a> GuestMemory<'a> {
     pub fn load_u32_acquire(&self, addr: GuestPhysAddr) -> Result<u32, MemError> {
         let p = self.atomic_ptr(addr, 4, false)?;
         // SAFETY: in bounds and 4-byte aligned (checked).
-        Ok(u32::from_le(unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Acquire)))
+        Ok(u32::from_le(
+            unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Acquire),
+        ))
     }
 }
 
 impl fmt::Debug for GuestMemory<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuestMemory").field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("GuestMemory")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -344,7 +356,8 @@ mod tests {
         assert_eq!(mem.read_u64(GuestPhysAddr(BASE + 56)).unwrap(), u64::MAX);
         mem.fill(GuestPhysAddr(BASE), 4, 0xaa).unwrap();
         assert_eq!(mem.read_u32(GuestPhysAddr(BASE)).unwrap(), 0xaaaa_aaaa);
-        mem.copy_within(GuestPhysAddr(BASE), GuestPhysAddr(BASE + 2), 4).unwrap();
+        mem.copy_within(GuestPhysAddr(BASE), GuestPhysAddr(BASE + 2), 4)
+            .unwrap();
         assert_eq!(mem.read_u16(GuestPhysAddr(BASE + 4)).unwrap(), 0xaaaa);
     }
 
@@ -353,18 +366,21 @@ mod tests {
         let mut ram = [0u8; 64];
         let mem = GuestMemory::new(GuestPhysAddr(BASE), &mut ram);
         let bad = [
-            (BASE - 1, 1),          // just below
-            (BASE + 64, 1),         // just above
-            (BASE + 60, 8),         // straddles the end
-            (BASE - 4, 8),          // straddles the start
-            (u64::MAX - 2, 8),      // wraps
-            (BASE, u64::MAX),       // huge length
-            (0, 0),                 // zero length, outside
+            (BASE - 1, 1),     // just below
+            (BASE + 64, 1),    // just above
+            (BASE + 60, 8),    // straddles the end
+            (BASE - 4, 8),     // straddles the start
+            (u64::MAX - 2, 8), // wraps
+            (BASE, u64::MAX),  // huge length
+            (0, 0),            // zero length, outside
         ];
         for (addr, len) in bad {
             assert_eq!(
                 mem.fill(GuestPhysAddr(addr), len, 0),
-                Err(MemError::OutOfRange { addr: GuestPhysAddr(addr), len }),
+                Err(MemError::OutOfRange {
+                    addr: GuestPhysAddr(addr),
+                    len
+                }),
                 "{addr:#x}+{len:#x}"
             );
         }
@@ -381,7 +397,10 @@ mod tests {
         assert_eq!(mem.load_u16_acquire(GuestPhysAddr(BASE + 2)).unwrap(), 7);
         assert_eq!(
             mem.load_u16_acquire(GuestPhysAddr(BASE + 1)),
-            Err(MemError::Misaligned { addr: GuestPhysAddr(BASE + 1), align: 2 })
+            Err(MemError::Misaligned {
+                addr: GuestPhysAddr(BASE + 1),
+                align: 2
+            })
         );
         assert!(mem.load_u32_acquire(GuestPhysAddr(BASE + 64)).is_err());
     }

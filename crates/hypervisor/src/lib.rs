@@ -87,7 +87,9 @@ impl fmt::Display for HypError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HypError::NoSuchVcpu(v) => write!(f, "no {v}"),
-            HypError::NoSuchListRegister { vcpu, lr } => write!(f, "{vcpu} has no list register {lr}"),
+            HypError::NoSuchListRegister { vcpu, lr } => {
+                write!(f, "{vcpu} has no list register {lr}")
+            }
             HypError::Kernel { op, code } => write!(f, "{op} failed with kernel error {code}"),
             HypError::OutOfMemory(what) => write!(f, "out of memory for {what}"),
         }
@@ -114,8 +116,12 @@ pub trait Hypervisor {
 
     /// Starts a stopped vCPU at `entry` with X0 = `context`, per the arm64 boot protocol
     /// (EL1h, MMU off, DAIF masked).
-    fn start_vcpu(&mut self, vcpu: VcpuId, entry: GuestPhysAddr, context: u64)
-    -> Result<(), HypError>;
+    fn start_vcpu(
+        &mut self,
+        vcpu: VcpuId,
+        entry: GuestPhysAddr,
+        context: u64,
+    ) -> Result<(), HypError>;
 
     /// Stops a vCPU (it runs again only through `start_vcpu`).
     fn stop_vcpu(&mut self, vcpu: VcpuId);

@@ -68,8 +68,12 @@ impl fmt::Display for MmioError {
 /// An emulated device on the MMIO bus.
 pub trait MmioDevice {
     /// Reads `size` bytes at `offset` into the device's range; the value is in the low bits.
-    fn read(&mut self, ctx: &mut DeviceCtx<'_>, offset: u64, size: AccessSize)
-    -> Result<u64, MmioError>;
+    fn read(
+        &mut self,
+        ctx: &mut DeviceCtx<'_>,
+        offset: u64,
+        size: AccessSize,
+    ) -> Result<u64, MmioError>;
 
     /// Writes the low `size` bytes of `value` at `offset`.
     fn write(
@@ -142,10 +146,21 @@ impl MmioBus {
             return Err(BusError::Empty(name));
         }
         if let Some(s) = self.slots.iter().find(|s| s.range.overlaps(&range)) {
-            return Err(BusError::Overlap { name, existing: s.name, at: range.base.max(s.range.base) });
+            return Err(BusError::Overlap {
+                name,
+                existing: s.name,
+                at: range.base.max(s.range.base),
+            });
         }
         let at = self.slots.partition_point(|s| s.range.base < range.base);
-        self.slots.insert(at, Slot { name, range, device });
+        self.slots.insert(
+            at,
+            Slot {
+                name,
+                range,
+                device,
+            },
+        );
         Ok(DeviceIndex(at))
     }
 
@@ -156,7 +171,10 @@ impl MmioBus {
 
     /// The device whose range holds all of `[addr, addr + size)`.
     fn find(&self, addr: GuestPhysAddr, size: AccessSize) -> Option<usize> {
-        let i = self.slots.partition_point(|s| s.range.base <= addr).checked_sub(1)?;
+        let i = self
+            .slots
+            .partition_point(|s| s.range.base <= addr)
+            .checked_sub(1)?;
         let s = self.slots.get(i)?;
         s.range.contains_range(addr, size.bytes()).then_some(i)
     }
@@ -178,7 +196,9 @@ impl MmioBus {
             self.unhandled.warn(ctx.vcpu, addr, size, None, "no device");
             return (0, None);
         };
-        let Some(slot) = self.slots.get_mut(i) else { return (0, None) };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return (0, None);
+        };
         let offset = addr.0 - slot.range.base.0;
         match slot.device.read(ctx, offset, size) {
             Ok(v) => (v & size.mask(), Some(DeviceIndex(i))),
@@ -200,13 +220,15 @@ impl MmioBus {
     ) -> Option<DeviceIndex> {
         let value = value & size.mask();
         let Some(i) = self.find(addr, size) else {
-            self.unhandled.warn(ctx.vcpu, addr, size, Some(value), "no device");
+            self.unhandled
+                .warn(ctx.vcpu, addr, size, Some(value), "no device");
             return None;
         };
         let slot = self.slots.get_mut(i)?;
         let offset = addr.0 - slot.range.base.0;
         if let Err(e) = slot.device.write(ctx, offset, size, value) {
-            self.unhandled.warn(ctx.vcpu, addr, size, Some(value), slot.name);
+            self.unhandled
+                .warn(ctx.vcpu, addr, size, Some(value), slot.name);
             log::debug!("{} write at {addr}: {e}", slot.name);
         }
         Some(DeviceIndex(i))

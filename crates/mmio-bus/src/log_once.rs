@@ -18,14 +18,21 @@ pub struct LogOnce {
 
 impl Default for LogOnce {
     fn default() -> Self {
-        Self { addrs: [0; SLOTS], len: 0, overflow: 0 }
+        Self {
+            addrs: [0; SLOTS],
+            len: 0,
+            overflow: 0,
+        }
     }
 }
 
 impl LogOnce {
     /// True the first time `addr` is seen (the caller logs), false afterwards.
     pub fn first(&mut self, addr: u64) -> bool {
-        let seen = self.addrs.get(..self.len).is_some_and(|s| s.contains(&addr));
+        let seen = self
+            .addrs
+            .get(..self.len)
+            .is_some_and(|s| s.contains(&addr));
         if seen {
             return false;
         }

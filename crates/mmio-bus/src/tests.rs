@@ -10,17 +10,36 @@ impl IrqLines for NoIrq {
 /// A 16-byte scratch register file that allows only 32-bit accesses.
 struct Regs(alloc::rc::Rc<RefCell<[u32; 4]>>);
 impl MmioDevice for Regs {
-    fn read(&mut self, _: &mut DeviceCtx<'_>, off: u64, size: AccessSize) -> Result<u64, MmioError> {
+    fn read(
+        &mut self,
+        _: &mut DeviceCtx<'_>,
+        off: u64,
+        size: AccessSize,
+    ) -> Result<u64, MmioError> {
         if size != AccessSize::Word {
             return Err(MmioError::BadWidth);
         }
-        self.0.borrow().get(off as usize / 4).map(|v| u64::from(*v)).ok_or(MmioError::NoRegister)
+        self.0
+            .borrow()
+            .get(off as usize / 4)
+            .map(|v| u64::from(*v))
+            .ok_or(MmioError::NoRegister)
     }
-    fn write(&mut self, _: &mut DeviceCtx<'_>, off: u64, size: AccessSize, v: u64) -> Result<(), MmioError> {
+    fn write(
+        &mut self,
+        _: &mut DeviceCtx<'_>,
+        off: u64,
+        size: AccessSize,
+        v: u64,
+    ) -> Result<(), MmioError> {
         if size != AccessSize::Word {
             return Err(MmioError::BadWidth);
         }
-        *self.0.borrow_mut().get_mut(off as usize / 4).ok_or(MmioError::NoRegister)? = v as u32;
+        *self
+            .0
+            .borrow_mut()
+            .get_mut(off as usize / 4)
+            .ok_or(MmioError::NoRegister)? = v as u32;
         Ok(())
     }
 }
@@ -29,7 +48,11 @@ fn with_ctx<R>(f: impl FnOnce(&mut DeviceCtx<'_>) -> R) -> R {
     let mut ram = vec![0u8; 16];
     let mem = GuestMemory::new(GuestPhysAddr(0x4000_0000), &mut ram);
     let mut irq = NoIrq;
-    let mut ctx = DeviceCtx { vcpu: VcpuId(1), mem: &mem, irq: &mut irq };
+    let mut ctx = DeviceCtx {
+        vcpu: VcpuId(1),
+        mem: &mem,
+        irq: &mut irq,
+    };
     f(&mut ctx)
 }
 
@@ -38,12 +61,28 @@ fn routes_by_range_and_offset() {
     let a = alloc::rc::Rc::new(RefCell::new([0; 4]));
     let b = alloc::rc::Rc::new(RefCell::new([0; 4]));
     let mut bus = MmioBus::new();
-    bus.add("b", GuestRange::new(0x2000, 0x10), Box::new(Regs(b.clone()))).unwrap();
-    bus.add("a", GuestRange::new(0x1000, 0x10), Box::new(Regs(a.clone()))).unwrap();
+    bus.add(
+        "b",
+        GuestRange::new(0x2000, 0x10),
+        Box::new(Regs(b.clone())),
+    )
+    .unwrap();
+    bus.add(
+        "a",
+        GuestRange::new(0x1000, 0x10),
+        Box::new(Regs(a.clone())),
+    )
+    .unwrap();
     with_ctx(|ctx| {
-        assert_eq!(bus.write(ctx, GuestPhysAddr(0x1004), AccessSize::Word, 0x1_2345_6789), Some(DeviceIndex(0)));
+        assert_eq!(
+            bus.write(ctx, GuestPhysAddr(0x1004), AccessSize::Word, 0x1_2345_6789),
+            Some(DeviceIndex(0))
+        );
         bus.write(ctx, GuestPhysAddr(0x200c), AccessSize::Word, 7);
-        assert_eq!(bus.read(ctx, GuestPhysAddr(0x1004), AccessSize::Word), (0x2345_6789, Some(DeviceIndex(0))));
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x1004), AccessSize::Word),
+            (0x2345_6789, Some(DeviceIndex(0)))
+        );
         assert_eq!(bus.read(ctx, GuestPhysAddr(0x200c), AccessSize::Word).0, 7);
     });
     assert_eq!(a.borrow()[1], 0x2345_6789);
@@ -55,34 +94,73 @@ fn routes_by_range_and_offset() {
 fn unhandled_accesses_are_raz_wi_and_logged_once_per_address() {
     let regs = alloc::rc::Rc::new(RefCell::new([5; 4]));
     let mut bus = MmioBus::new();
-    bus.add("regs", GuestRange::new(0x1000, 0x10), Box::new(Regs(regs.clone()))).unwrap();
+    bus.add(
+        "regs",
+        GuestRange::new(0x1000, 0x10),
+        Box::new(Regs(regs.clone())),
+    )
+    .unwrap();
     with_ctx(|ctx| {
         // No device there.
-        assert_eq!(bus.read(ctx, GuestPhysAddr(0x3000), AccessSize::Double), (0, None));
-        assert_eq!(bus.write(ctx, GuestPhysAddr(0x3000), AccessSize::Byte, 1), None);
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x3000), AccessSize::Double),
+            (0, None)
+        );
+        assert_eq!(
+            bus.write(ctx, GuestPhysAddr(0x3000), AccessSize::Byte, 1),
+            None
+        );
         // Straddles the device's end.
-        assert_eq!(bus.read(ctx, GuestPhysAddr(0x100c), AccessSize::Double), (0, None));
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x100c), AccessSize::Double),
+            (0, None)
+        );
         // Device refuses the width: RAZ, WI.
-        assert_eq!(bus.read(ctx, GuestPhysAddr(0x1000), AccessSize::Byte), (0, Some(DeviceIndex(0))));
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x1000), AccessSize::Byte),
+            (0, Some(DeviceIndex(0)))
+        );
         bus.write(ctx, GuestPhysAddr(0x1000), AccessSize::Half, 9);
         for _ in 0..100 {
             bus.read(ctx, GuestPhysAddr(0x3000), AccessSize::Word);
         }
     });
     assert_eq!(regs.borrow()[0], 5, "write of refused width ignored");
-    assert_eq!(bus.unhandled_count(), 3, "0x3000, 0x100c, 0x1000 each logged once");
+    assert_eq!(
+        bus.unhandled_count(),
+        3,
+        "0x3000, 0x100c, 0x1000 each logged once"
+    );
 }
 
 #[test]
 fn overlapping_devices_are_refused() {
     let r = alloc::rc::Rc::new(RefCell::new([0; 4]));
     let mut bus = MmioBus::new();
-    bus.add("a", GuestRange::new(0x1000, 0x100), Box::new(Regs(r.clone()))).unwrap();
+    bus.add(
+        "a",
+        GuestRange::new(0x1000, 0x100),
+        Box::new(Regs(r.clone())),
+    )
+    .unwrap();
     assert_eq!(
-        bus.add("b", GuestRange::new(0x10f0, 0x100), Box::new(Regs(r.clone()))).err(),
-        Some(BusError::Overlap { name: "b", existing: "a", at: GuestPhysAddr(0x10f0) })
+        bus.add(
+            "b",
+            GuestRange::new(0x10f0, 0x100),
+            Box::new(Regs(r.clone()))
+        )
+        .err(),
+        Some(BusError::Overlap {
+            name: "b",
+            existing: "a",
+            at: GuestPhysAddr(0x10f0)
+        })
     );
-    assert_eq!(bus.add("c", GuestRange::new(0x5000, 0), Box::new(Regs(r))).err(), Some(BusError::Empty("c")));
+    assert_eq!(
+        bus.add("c", GuestRange::new(0x5000, 0), Box::new(Regs(r)))
+            .err(),
+        Some(BusError::Empty("c"))
+    );
 }
 
 #[test]

@@ -137,11 +137,17 @@ pub struct Outcome {
 
 impl Outcome {
     fn ret(v: i64) -> Self {
-        Outcome { x0: Some(v as u64), action: Action::None }
+        Outcome {
+            x0: Some(v as u64),
+            action: Action::None,
+        }
     }
 
     fn value(v: u64) -> Self {
-        Outcome { x0: Some(v), action: Action::None }
+        Outcome {
+            x0: Some(v),
+            action: Action::None,
+        }
     }
 }
 
@@ -168,7 +174,10 @@ impl Psci {
     /// The power state of `vcpu` (Off for vCPUs that do not exist).
     pub fn state(&self, vcpu: VcpuId) -> PowerState {
         if vcpu.0 < self.vcpus {
-            self.states.get(vcpu.index()).copied().unwrap_or(PowerState::Off)
+            self.states
+                .get(vcpu.index())
+                .copied()
+                .unwrap_or(PowerState::Off)
         } else {
             PowerState::Off
         }
@@ -211,11 +220,15 @@ impl Psci {
             fid::CPU_ON_32 | fid::CPU_ON_64 => self.cpu_on(arg(x1), arg(x2), arg(x3)),
             fid::CPU_OFF => {
                 self.set(caller, PowerState::Off);
-                Outcome { x0: None, action: Action::StopCaller }
+                Outcome {
+                    x0: None,
+                    action: Action::StopCaller,
+                }
             }
-            fid::CPU_SUSPEND_32 | fid::CPU_SUSPEND_64 => {
-                Outcome { x0: Some(ret::SUCCESS as u64), action: Action::Suspend }
-            }
+            fid::CPU_SUSPEND_32 | fid::CPU_SUSPEND_64 => Outcome {
+                x0: Some(ret::SUCCESS as u64),
+                action: Action::Suspend,
+            },
             fid::AFFINITY_INFO_32 | fid::AFFINITY_INFO_64 => {
                 // Only affinity level 0 is supported (PSCI 1.0+ mandates only that).
                 if arg(x2) != 0 {
@@ -227,8 +240,14 @@ impl Psci {
                 }
             }
             fid::MIGRATE_INFO_TYPE => Outcome::value(MIGRATE_INFO_NONE),
-            fid::SYSTEM_OFF => Outcome { x0: None, action: Action::SystemOff },
-            fid::SYSTEM_RESET => Outcome { x0: None, action: Action::SystemReset },
+            fid::SYSTEM_OFF => Outcome {
+                x0: None,
+                action: Action::SystemOff,
+            },
+            fid::SYSTEM_RESET => Outcome {
+                x0: None,
+                action: Action::SystemReset,
+            },
             fid::PSCI_FEATURES => Outcome::ret(Self::features(x1 as u32)),
             fid::SMCCC_VERSION => Outcome::value(SMCCC_VERSION_1_1),
             fid::SMCCC_ARCH_FEATURES => Outcome::ret(match x1 as u32 {
@@ -256,7 +275,11 @@ impl Psci {
                 self.set(target, PowerState::OnPending);
                 Outcome {
                     x0: Some(ret::SUCCESS as u64),
-                    action: Action::StartVcpu { target, entry: GuestPhysAddr(entry), context },
+                    action: Action::StartVcpu {
+                        target,
+                        entry: GuestPhysAddr(entry),
+                        context,
+                    },
                 }
             }
         }

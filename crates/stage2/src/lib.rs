@@ -130,10 +130,17 @@ impl Plan {
             range: ram,
             attrs: Some(MemAttrs::NormalCacheable),
         });
-        for (name, load) in
-            [("kernel", platform.kernel), ("initrd", platform.initrd), ("dtb", platform.dtb)]
-        {
-            regions.push(Region { name, kind: RegionKind::Load, range: load.range(), attrs: None });
+        for (name, load) in [
+            ("kernel", platform.kernel),
+            ("initrd", platform.initrd),
+            ("dtb", platform.dtb),
+        ] {
+            regions.push(Region {
+                name,
+                kind: RegionKind::Load,
+                range: load.range(),
+                attrs: None,
+            });
         }
         let ram_source = |guest: u64| {
             let off = guest.saturating_sub(ram.base.0);
@@ -143,7 +150,14 @@ impl Plan {
                 Source::AnyRam { ram_offset: off }
             }
         };
-        split("ram", ram, MemAttrs::NormalCacheable, true, ram_source, &mut mappings);
+        split(
+            "ram",
+            ram,
+            MemAttrs::NormalCacheable,
+            true,
+            ram_source,
+            &mut mappings,
+        );
 
         for p in platform.passthrough {
             regions.push(Region {
@@ -164,7 +178,12 @@ impl Plan {
             );
         }
         for (name, range) in platform.emulated_windows() {
-            regions.push(Region { name, kind: RegionKind::Emulated, range, attrs: None });
+            regions.push(Region {
+                name,
+                kind: RegionKind::Emulated,
+                range,
+                attrs: None,
+            });
         }
         regions.sort_by_key(|r| (r.range.base, r.kind != RegionKind::Ram));
         mappings.sort_by_key(|m| m.guest);
@@ -217,7 +236,11 @@ fn split(
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<20} {:<12} {:>18} {:>18} {:>12}  attrs", "region", "kind", "start", "end", "size")?;
+        writeln!(
+            f,
+            "{:<20} {:<12} {:>18} {:>18} {:>12}  attrs",
+            "region", "kind", "start", "end", "size"
+        )?;
         for r in &self.regions {
             writeln!(
                 f,
@@ -231,7 +254,11 @@ impl fmt::Display for Plan {
             )?;
         }
         writeln!(f)?;
-        writeln!(f, "{:<20} {:>18} {:>12} {:>6} {:>8}  source", "mapping", "guest", "size", "page", "count")?;
+        writeln!(
+            f,
+            "{:<20} {:>18} {:>12} {:>6} {:>8}  source",
+            "mapping", "guest", "size", "page", "count"
+        )?;
         for m in &self.mappings {
             let src = match m.source {
                 Source::AnyRam { ram_offset } => alloc::format!("ram+{ram_offset:#x}"),
@@ -243,14 +270,23 @@ impl fmt::Display for Plan {
                 m.name,
                 m.guest.0,
                 human(m.size),
-                if m.page == PageSize::Large { "2M" } else { "4K" },
+                if m.page == PageSize::Large {
+                    "2M"
+                } else {
+                    "4K"
+                },
                 m.pages(),
                 src,
                 m.attrs.name(),
             )?;
         }
         let (small, large) = self.bytes_by_page_size();
-        write!(f, "\n{} in 2 MiB blocks, {} in 4 KiB pages", human(large), human(small))
+        write!(
+            f,
+            "\n{} in 2 MiB blocks, {} in 4 KiB pages",
+            human(large),
+            human(small)
+        )
     }
 }
 
@@ -258,7 +294,7 @@ impl fmt::Display for Plan {
 fn human(bytes: u64) -> alloc::string::String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return alloc::format!("{} {name}", bytes / unit);
         }
     }
@@ -307,16 +343,48 @@ mod tests {
     #[test]
     fn orin_plan() {
         let plan = Plan::new(&ORIN_AGX);
-        let m: Vec<_> = plan.mappings.iter().map(|m| (m.name, m.guest.0, m.size, m.page, m.source, m.attrs)).collect();
+        let m: Vec<_> = plan
+            .mappings
+            .iter()
+            .map(|m| (m.name, m.guest.0, m.size, m.page, m.source, m.attrs))
+            .collect();
         use MemAttrs::*;
         use PageSize::*;
         assert_eq!(
             m,
             [
-                ("hsp-top0", 0x03c0_0000, 0xa_0000, Small, Source::Physical(HostPhysAddr(0x03c0_0000)), DeviceNGnRE),
-                ("hsp-aon", 0x0c15_0000, 0x9_0000, Small, Source::Physical(HostPhysAddr(0x0c15_0000)), DeviceNGnRE),
-                ("sram", 0x4000_0000, 0x8_0000, Small, Source::Physical(HostPhysAddr(0x4000_0000)), NormalNonCacheable),
-                ("ram", 0x9000_0000, 0x1000_0000, Large, Source::Physical(HostPhysAddr(0x9000_0000)), NormalCacheable),
+                (
+                    "hsp-top0",
+                    0x03c0_0000,
+                    0xa_0000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x03c0_0000)),
+                    DeviceNGnRE
+                ),
+                (
+                    "hsp-aon",
+                    0x0c15_0000,
+                    0x9_0000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x0c15_0000)),
+                    DeviceNGnRE
+                ),
+                (
+                    "sram",
+                    0x4000_0000,
+                    0x8_0000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x4000_0000)),
+                    NormalNonCacheable
+                ),
+                (
+                    "ram",
+                    0x9000_0000,
+                    0x1000_0000,
+                    Large,
+                    Source::Physical(HostPhysAddr(0x9000_0000)),
+                    NormalCacheable
+                ),
             ]
         );
         // 640 KiB + 576 KiB + 512 KiB of device pages; all of RAM in blocks.
@@ -328,7 +396,11 @@ mod tests {
         let mut p = QEMU_VIRT;
         p.ram.range = GuestRange::new(0x4000_1000, 0x0060_0000);
         let plan = Plan::new(&p);
-        let m: Vec<_> = plan.mappings.iter().map(|m| (m.guest.0, m.size, m.page)).collect();
+        let m: Vec<_> = plan
+            .mappings
+            .iter()
+            .map(|m| (m.guest.0, m.size, m.page))
+            .collect();
         assert_eq!(
             m,
             [
@@ -338,13 +410,21 @@ mod tests {
             ]
         );
         assert_eq!(plan.mappings[0].source, Source::AnyRam { ram_offset: 0 });
-        assert_eq!(plan.mappings[1].source, Source::AnyRam { ram_offset: 0x1f_f000 });
+        assert_eq!(
+            plan.mappings[1].source,
+            Source::AnyRam {
+                ram_offset: 0x1f_f000
+            }
+        );
     }
 
     #[test]
     fn table_lists_every_region() {
         let text = alloc::format!("{}", Plan::new(&ORIN_AGX));
-        for name in ["ram", "kernel", "initrd", "dtb", "hsp-top0", "hsp-aon", "sram", "gicd", "gicr", "pci-ecam"] {
+        for name in [
+            "ram", "kernel", "initrd", "dtb", "hsp-top0", "hsp-aon", "sram", "gicd", "gicr",
+            "pci-ecam",
+        ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
         assert!(text.contains("256 MiB in 2 MiB blocks"), "{text}");

@@ -2,11 +2,400 @@
 //!
 //! [`Vm`] owns guest memory, the MMIO bus, the interrupt controller and the PSCI state, and
 //! drives a [`Hypervisor`] back-end. The back-end's fault loop hands it one [`Event`] at a
-//! time and gets back a [`Reply`] saying what to do with the vCPU.
+//! time and gets back a [`Reply`] saying what to do with the vCPU that faulted. Nothing here
+//! knows seL4: the root task implements [`Hypervisor`] and translates seL4 faults into
+//! [`Event`]s; host tests do the same with plain data.
+//!
+//! Guest errors never panic the VMM. An access nobody emulates is read-as-zero /
+//! write-ignored and logged once per address (see `mmio-bus`); an exit that cannot be
+//! emulated at all (a data abort without syndrome, an instruction fetch from unmapped memory,
+//! an unknown trap) is logged with vCPU, address and syndrome and ends the VM with
+//! [`SystemEvent::Crash`]: a defined, visible end instead of a guest silently running on with
+//! a corrupted register.
 #![no_std]
 
 extern crate alloc;
 
 mod irqchip;
+pub mod loader;
+mod stats;
 
 pub use irqchip::InterruptController;
+pub use stats::{ExitClass, ExitStats};
+
+use arm_fault::{DecodeError, Esr, Exit, GpReg, MmioAccess, SysReg, SysRegAccess, decode};
+use guest_mem::{GuestMemory, GuestPhysAddr};
+use hypervisor::{Hypervisor, SystemEvent, VcpuId};
+use mmio_bus::{DeviceCtx, IrqLines, LogOnce, MmioBus};
+use psci::{Action, Psci};
+
+/// Something the hypervisor back-end reports.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// A stage-2 fault or trapped instruction of `vcpu` (seL4: VMFault or VCPUFault).
+    Exit {
+        /// The vCPU, stopped until the reply.
+        vcpu: VcpuId,
+        /// Its syndrome (ESR_EL2).
+        esr: Esr,
+        /// The faulting IPA, for aborts.
+        ipa: GuestPhysAddr,
+    },
+    /// The guest EOI'd the interrupt in list register `lr` (seL4: VGICMaintenance fault).
+    Maintenance {
+        /// The vCPU, stopped until the reply.
+        vcpu: VcpuId,
+        /// The list register, when the kernel knows it.
+        lr: Option<usize>,
+    },
+    /// The virtual timer of `vcpu` fired (seL4: VPPIEvent fault).
+    Vppi {
+        /// The vCPU, stopped until the reply.
+        vcpu: VcpuId,
+        /// The PPI (27).
+        intid: u32,
+    },
+    /// A physical pass-through interrupt arrived (seL4: a notification from an IRQHandler).
+    Irq {
+        /// Its INTID.
+        intid: u32,
+    },
+    /// SMCCC call reported as a system call (HVC on some back-ends): the X0..X3 are read from
+    /// the vCPU; the PC already points past the call.
+    Hvc {
+        /// The vCPU, stopped until the reply.
+        vcpu: VcpuId,
+    },
+}
+
+/// What the back-end does with the vCPU after an event.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Reply {
+    /// Resume the vCPU (its registers and PC are already updated).
+    Resume,
+    /// The vCPU waits for an interrupt (WFI, CPU_SUSPEND): resume it when
+    /// [`Vm::take_wakeups`] names it (the back-end may also resume it at once).
+    Idle,
+    /// Do not resume the vCPU (CPU_OFF).
+    Stopped,
+    /// The event was not a vCPU fault: nothing to reply to.
+    Nothing,
+    /// End the VM.
+    Shutdown(SystemEvent),
+}
+
+/// Routes device interrupt lines into the interrupt controller.
+struct Lines<'a, G: ?Sized> {
+    gic: &'a mut G,
+    hyp: &'a mut dyn Hypervisor,
+}
+
+impl<G: InterruptController + ?Sized> IrqLines for Lines<'_, G> {
+    fn set_level(&mut self, intid: u32, level: bool) {
+        self.gic.set_level(self.hyp, intid, level);
+    }
+}
+
+/// One virtual machine.
+pub struct Vm<'m, H, G> {
+    /// The hypervisor back-end.
+    pub hyp: H,
+    /// The interrupt controller.
+    pub gic: G,
+    /// Emulated devices.
+    pub bus: MmioBus,
+    /// Firmware state.
+    pub psci: Psci,
+    /// Guest RAM.
+    pub mem: GuestMemory<'m>,
+    /// Exit counts.
+    pub stats: ExitStats,
+    idle: u32,
+    wakeups: u32,
+    sysreg_log: LogOnce,
+    exit_log: LogOnce,
+}
+
+impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
+    /// A VM with `vcpus` vCPUs over `mem`.
+    pub fn new(hyp: H, gic: G, bus: MmioBus, mem: GuestMemory<'m>, vcpus: u8) -> Self {
+        let psci = Psci::new(vcpus, mem.range());
+        Vm {
+            hyp,
+            gic,
+            bus,
+            psci,
+            mem,
+            stats: ExitStats::new(vcpus),
+            idle: 0,
+            wakeups: 0,
+            sysreg_log: LogOnce::default(),
+            exit_log: LogOnce::default(),
+        }
+    }
+
+    /// Starts the boot vCPU at the kernel entry with X0 = the DTB address (arm64 boot
+    /// protocol; X1..X3 are zero).
+    pub fn boot(
+        &mut self,
+        entry: GuestPhysAddr,
+        dtb: GuestPhysAddr,
+    ) -> Result<(), hypervisor::HypError> {
+        self.hyp.start_vcpu(VcpuId(0), entry, dtb.0)?;
+        self.psci.started(VcpuId(0));
+        self.gic.vcpu_power(&mut self.hyp, VcpuId(0), true);
+        Ok(())
+    }
+
+    /// vCPUs that were idle and now have an interrupt to take: resume them. Each is named once.
+    pub fn take_wakeups(&mut self) -> impl Iterator<Item = VcpuId> + use<H, G> {
+        let w = core::mem::take(&mut self.wakeups);
+        (0..32u8).filter(move |i| w & (1 << i) != 0).map(VcpuId)
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, event: Event) -> Reply {
+        let reply = match event {
+            Event::Exit { vcpu, esr, ipa } => self.exit(vcpu, esr, ipa),
+            Event::Maintenance { vcpu, lr } => {
+                self.stats.count(vcpu, ExitClass::Maintenance);
+                self.gic.maintenance(&mut self.hyp, vcpu, lr);
+                Reply::Resume
+            }
+            Event::Vppi { vcpu, intid } => {
+                self.stats.count(vcpu, ExitClass::Vppi);
+                self.gic.vppi(&mut self.hyp, vcpu, intid);
+                Reply::Resume
+            }
+            Event::Irq { intid } => {
+                self.stats.count_global(ExitClass::PassthroughIrq);
+                self.gic.physical_irq(&mut self.hyp, intid);
+                Reply::Nothing
+            }
+            Event::Hvc { vcpu } => self.smccc(vcpu, 0, 0),
+        };
+        self.collect_wakeups();
+        reply
+    }
+
+    fn collect_wakeups(&mut self) {
+        if self.idle == 0 {
+            return;
+        }
+        for i in 0..32u8 {
+            let bit = 1u32 << i;
+            if self.idle & bit != 0 && self.gic.has_pending(VcpuId(i)) {
+                self.idle &= !bit;
+                self.wakeups |= bit;
+            }
+        }
+    }
+
+    fn idle(&mut self, vcpu: VcpuId) -> Reply {
+        if self.gic.has_pending(vcpu) {
+            return Reply::Resume;
+        }
+        if let Some(bit) = 1u32.checked_shl(u32::from(vcpu.0)) {
+            self.idle |= bit;
+        }
+        Reply::Idle
+    }
+
+    fn exit(&mut self, vcpu: VcpuId, esr: Esr, ipa: GuestPhysAddr) -> Reply {
+        match decode(esr, ipa) {
+            Ok(Exit::DataAbort { ipa, access }) => {
+                self.mmio(vcpu, ipa, access);
+                self.hyp.advance_pc(vcpu, esr.instruction_len());
+                Reply::Resume
+            }
+            Ok(Exit::CacheMaintenance { .. }) => {
+                self.hyp.advance_pc(vcpu, esr.instruction_len());
+                Reply::Resume
+            }
+            Ok(Exit::Wfi) => {
+                self.stats.count(vcpu, ExitClass::Wfi);
+                self.hyp.advance_pc(vcpu, esr.instruction_len());
+                self.idle(vcpu)
+            }
+            Ok(Exit::Wfe) => {
+                self.stats.count(vcpu, ExitClass::Wfi);
+                self.hyp.advance_pc(vcpu, esr.instruction_len());
+                Reply::Resume
+            }
+            // The preferred return address of HVC is the next instruction already; a trapped
+            // SMC returns to the SMC itself and must be stepped over.
+            Ok(Exit::Hvc { imm }) => self.smccc(vcpu, imm, 0),
+            Ok(Exit::Smc { imm }) => self.smccc(vcpu, imm, esr.instruction_len()),
+            Ok(Exit::SysReg(access)) => {
+                self.sysreg(vcpu, access);
+                self.hyp.advance_pc(vcpu, esr.instruction_len());
+                Reply::Resume
+            }
+            Ok(Exit::InstructionAbort { ipa, ifsc }) => {
+                log::error!(
+                    "[{vcpu}] instruction fetch from {ipa} (IFSC {ifsc:#x}): not guest RAM; stopping the VM"
+                );
+                self.stats.count(vcpu, ExitClass::Fatal);
+                Reply::Shutdown(SystemEvent::Crash)
+            }
+            Ok(Exit::Other { ec, iss }) => {
+                let hint = if ec == 0x09 || ec == 0x1c {
+                    " (pointer authentication: boot the guest with arm64.nopauth)"
+                } else {
+                    ""
+                };
+                log::error!(
+                    "[{vcpu}] unhandled exit EC {ec:#04x} ISS {iss:#x}{hint}; stopping the VM"
+                );
+                self.stats.count(vcpu, ExitClass::Fatal);
+                Reply::Shutdown(SystemEvent::Crash)
+            }
+            Err(e @ (DecodeError::NoSyndrome { .. } | DecodeError::NotEmulable { .. })) => {
+                log::error!("[{vcpu}] {e}; stopping the VM");
+                self.stats.count(vcpu, ExitClass::Fatal);
+                Reply::Shutdown(SystemEvent::Crash)
+            }
+        }
+    }
+
+    fn mmio(&mut self, vcpu: VcpuId, ipa: GuestPhysAddr, access: MmioAccess) {
+        let hyp = &mut self.hyp;
+        if self.gic.handles(ipa) {
+            self.stats.count(vcpu, ExitClass::Gic);
+            if access.write {
+                let value = access.store_value(hyp.gpr(vcpu, access.reg));
+                if let Err(e) = self.gic.mmio_write(hyp, vcpu, ipa, access.size, value) {
+                    self.exit_log
+                        .warn(vcpu, ipa, access.size, Some(value), "gic");
+                    log::debug!("gic write at {ipa}: {e}");
+                }
+            } else {
+                let v = self
+                    .gic
+                    .mmio_read(hyp, vcpu, ipa, access.size)
+                    .unwrap_or_else(|e| {
+                        self.exit_log.warn(vcpu, ipa, access.size, None, "gic");
+                        log::debug!("gic read at {ipa}: {e}");
+                        0
+                    });
+                hyp.set_gpr(vcpu, access.reg, access.load_result(v));
+            }
+            return;
+        }
+        // Bus devices: the store value is read before, the load result written after, the
+        // device runs (the device's interrupt lines borrow the back-end meanwhile).
+        let store = access
+            .write
+            .then(|| access.store_value(hyp.gpr(vcpu, access.reg)));
+        let mut lines = Lines {
+            gic: &mut self.gic,
+            hyp: &mut *hyp,
+        };
+        let mut ctx = DeviceCtx {
+            vcpu,
+            mem: &self.mem,
+            irq: &mut lines,
+        };
+        let device = match store {
+            Some(value) => self.bus.write(&mut ctx, ipa, access.size, value),
+            None => {
+                let (value, device) = self.bus.read(&mut ctx, ipa, access.size);
+                hyp.set_gpr(vcpu, access.reg, access.load_result(value));
+                device
+            }
+        };
+        self.stats.count_mmio(vcpu, device);
+    }
+
+    fn sysreg(&mut self, vcpu: VcpuId, access: SysRegAccess) {
+        if !access.read {
+            let value = self.hyp.gpr(vcpu, access.rt);
+            if self
+                .gic
+                .sysreg_write(&mut self.hyp, vcpu, access.reg, value)
+            {
+                let class = match access.reg {
+                    SysReg::ICC_SGI1R_EL1 | SysReg::ICC_ASGI1R_EL1 | SysReg::ICC_SGI0R_EL1 => {
+                        ExitClass::Sgi
+                    }
+                    _ => ExitClass::SysReg,
+                };
+                self.stats.count(vcpu, class);
+                return;
+            }
+        }
+        // Registers nobody emulates: read as zero, writes ignored, logged once per register.
+        self.stats.count(vcpu, ExitClass::SysReg);
+        let r = access.reg;
+        let key = u64::from(r.op0) << 16
+            | u64::from(r.op1) << 12
+            | u64::from(r.crn) << 8
+            | u64::from(r.crm) << 4
+            | u64::from(r.op2);
+        if self.sysreg_log.first(key) {
+            let dir = if access.read {
+                "read (returns 0)"
+            } else {
+                "write (ignored)"
+            };
+            log::warn!("[{vcpu}] unhandled system register {r:?} {dir}");
+        }
+        if access.read {
+            self.hyp.set_gpr(vcpu, access.rt, 0);
+        }
+    }
+
+    /// An SMCCC call (PSCI lives there) with the immediate of its HVC/SMC.
+    fn smccc(&mut self, vcpu: VcpuId, imm: u16, advance: u64) -> Reply {
+        self.stats.count(vcpu, ExitClass::Psci);
+        if advance != 0 {
+            self.hyp.advance_pc(vcpu, advance);
+        }
+        let x0 = GpReg::new(0);
+        if imm != 0 {
+            // SMCCC calls use immediate 0; anything else is not a firmware call we know.
+            self.hyp.set_gpr(vcpu, x0, psci::ret::NOT_SUPPORTED as u64);
+            return Reply::Resume;
+        }
+        let args = [0u8, 1, 2, 3].map(|r| self.hyp.gpr(vcpu, GpReg::new(r)));
+        let out = self.psci.call(vcpu, args);
+        let mut ret = out.x0;
+        let reply = match out.action {
+            Action::None => Reply::Resume,
+            Action::StartVcpu {
+                target,
+                entry,
+                context,
+            } => {
+                match self.hyp.start_vcpu(target, entry, context) {
+                    Ok(()) => {
+                        self.psci.started(target);
+                        self.gic.vcpu_power(&mut self.hyp, target, true);
+                        log::info!("[{vcpu}] PSCI CPU_ON {target} at {entry}");
+                    }
+                    Err(e) => {
+                        log::error!("[{vcpu}] PSCI CPU_ON {target}: {e}");
+                        ret = Some(self.psci.start_failed(target));
+                    }
+                }
+                Reply::Resume
+            }
+            Action::StopCaller => {
+                self.gic.vcpu_power(&mut self.hyp, vcpu, false);
+                self.hyp.stop_vcpu(vcpu);
+                log::info!("[{vcpu}] PSCI CPU_OFF");
+                Reply::Stopped
+            }
+            Action::Suspend => self.idle(vcpu),
+            Action::SystemOff => Reply::Shutdown(SystemEvent::PowerOff),
+            Action::SystemReset => Reply::Shutdown(SystemEvent::Reset),
+        };
+        if let Some(v) = ret {
+            self.hyp.set_gpr(vcpu, x0, v);
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests;
