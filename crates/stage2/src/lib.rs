@@ -250,7 +250,11 @@ impl fmt::Display for Plan {
                 r.range.base.0,
                 r.range.end(),
                 human(r.range.size),
-                r.attrs.map_or("trap", MemAttrs::name),
+                match (r.attrs, r.kind) {
+                    (Some(a), _) => a.name(),
+                    (None, RegionKind::Load) => "(in ram)",
+                    (None, _) => "trap",
+                },
             )?;
         }
         writeln!(f)?;
