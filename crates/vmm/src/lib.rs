@@ -60,8 +60,11 @@ pub enum Event {
         /// Its INTID.
         intid: u32,
     },
-    /// SMCCC call reported as a system call (HVC on some back-ends): the X0..X3 are read from
-    /// the vCPU; the PC already points past the call.
+    /// An SMCCC call that reached the VMM as a system call rather than a trap (seL4 treats a
+    /// guest HVC as a system call and reports an unknown one as an UnknownSyscall fault). X0..X3
+    /// are read from the vCPU; the back-end must already have stepped the PC past the HVC.
+    /// Guests should use SMC on seL4 (the guest DTB says so): an HVC whose X7 happens to hold
+    /// a valid seL4 system call number is taken by the kernel as that system call.
     Hvc {
         /// The vCPU, stopped until the reply.
         vcpu: VcpuId,
