@@ -150,6 +150,17 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
         Ok(())
     }
 
+    /// Runs `f` with a device context for work that does not come from a guest access:
+    /// console input, a received network frame. Interrupts the device raises go through the
+    /// interrupt controller as usual; `vcpu` names the vCPU to blame in logs (vCPU 0).
+    pub fn with_device_ctx<R>(&mut self, f: impl FnOnce(&mut DeviceCtx<'_>) -> R) -> R {
+        let mut lines = Lines { gic: &mut self.gic, hyp: &mut self.hyp };
+        let mut ctx = DeviceCtx { vcpu: VcpuId(0), mem: &self.mem, irq: &mut lines };
+        let r = f(&mut ctx);
+        self.collect_wakeups();
+        r
+    }
+
     /// vCPUs that were idle and now have an interrupt to take: resume them. Each is named once.
     pub fn take_wakeups(&mut self) -> impl Iterator<Item = VcpuId> + use<H, G> {
         let w = core::mem::take(&mut self.wakeups);

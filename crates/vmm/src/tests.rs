@@ -454,3 +454,11 @@ fn stats_count_a_scripted_sequence() {
         );
     });
 }
+
+#[test]
+fn devices_can_raise_lines_outside_a_guest_access() {
+    with_vm(|vm, _| {
+        vm.with_device_ctx(|ctx| ctx.irq.set_level(41, true));
+        assert_eq!(vm.gic.levels, [(41, true)]);
+    });
+}
