@@ -1,0 +1,418 @@
+//! The distributor and redistributor register frames.
+//!
+//! Access widths follow IHI 0069 §12.1.3 ("GIC memory-mapped register access"): every
+//! register is 32-bit accessible; `IPRIORITYR`, `ITARGETSR`, `CPENDSGIR` and `SPENDSGIR` are
+//! also byte-accessible; the 64-bit registers (`GICD_IROUTER<n>`, `GICR_TYPER`) are
+//! accessible as a whole or as 32-bit halves. Accesses must be naturally aligned. Anything
+//! else is refused with [`MmioError::BadWidth`].
+
+use crate::regs::{self, gicd, gicr, gicr_sgi};
+use crate::{Block, Irq, Vgic, implemented_mask};
+use arm_fault::AccessSize;
+use guest_mem::GuestPhysAddr;
+use mmio_bus::MmioError;
+use vmm_platform::{GICD_SIZE, GICR_STRIDE};
+
+/// Which frame an address is in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Frame {
+    /// The distributor.
+    Dist,
+    /// RD_base of a vCPU's redistributor.
+    Rd(usize),
+    /// SGI_base of a vCPU's redistributor.
+    Sgi(usize),
+}
+
+/// The seven one-bit-per-interrupt register arrays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BitReg {
+    Group,
+    SetEnable,
+    ClearEnable,
+    SetPending,
+    ClearPending,
+    SetActive,
+    ClearActive,
+}
+
+/// Which 32 interrupts a bit register word covers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Loc {
+    /// A vCPU's SGIs and PPIs.
+    Private(usize),
+    /// SPIs from INTID `32 * n` (n >= 1).
+    Spi(u32),
+}
+
+/// A decoded register.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reg {
+    DistCtlr,
+    /// A read-only value.
+    Const(u32),
+    /// Reads as zero, writes ignored (architecturally, in this configuration).
+    RazWi,
+    Bits(BitReg, Option<Loc>),
+    /// Priority bytes from INTID `first`; `None`: RAZ/WI.
+    Priority(Option<Loc>, u32),
+    /// ICFGR covering INTIDs from `first` (16 per register).
+    Cfg(Option<Loc>, u32),
+    /// IROUTER of INTID n; `None`: not implemented (RAZ/WI).
+    Router(Option<u32>),
+    RdTyper(usize),
+    Waker(usize),
+}
+
+/// The widths a register allows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Widths {
+    Word,
+    ByteWord,
+    WordDouble,
+}
+
+impl Widths {
+    fn allows(self, size: AccessSize) -> bool {
+        matches!(
+            (self, size),
+            (_, AccessSize::Word)
+                | (Widths::ByteWord, AccessSize::Byte)
+                | (Widths::WordDouble, AccessSize::Double)
+        )
+    }
+}
+
+fn bit_reg(index: u64) -> Option<BitReg> {
+    Some(match index {
+        1 => BitReg::Group,
+        2 => BitReg::SetEnable,
+        3 => BitReg::ClearEnable,
+        4 => BitReg::SetPending,
+        5 => BitReg::ClearPending,
+        6 => BitReg::SetActive,
+        7 => BitReg::ClearActive,
+        _ => return None,
+    })
+}
+
+/// An ID register (PIDR4..7, PIDR0..3, CIDR0..3 at 0xffd0..=0xfffc).
+fn id_reg(off: u64, ids: &[u32; 12]) -> Option<Reg> {
+    let i = usize::try_from(off.checked_sub(regs::ID_BASE)? / 4).ok()?;
+    ids.get(i).map(|&v| Reg::Const(v))
+}
+
+impl Vgic {
+    /// The frame and offset of `addr`, if it is in one of the vGIC's windows.
+    pub(crate) fn locate(&self, addr: GuestPhysAddr) -> Option<(Frame, u64)> {
+        if let Some(off) = addr.0.checked_sub(self.dist)
+            && off < GICD_SIZE
+        {
+            return Some((Frame::Dist, off));
+        }
+        let off = addr.0.checked_sub(self.redist)?;
+        let v = usize::try_from(off / GICR_STRIDE).ok()?;
+        if v >= self.cpus.len() {
+            return None;
+        }
+        let within = off % GICR_STRIDE;
+        Some(match within.checked_sub(gicr::SGI_BASE) {
+            Some(o) => (Frame::Sgi(v), o),
+            None => (Frame::Rd(v), within),
+        })
+    }
+
+    /// The SPI block that a distributor register word `n` (32 interrupts each) covers; `None`
+    /// for word 0 (SGIs and PPIs: the redistributors' with affinity routing) and for words
+    /// past `ITLinesNumber`.
+    fn spi_loc(&self, n: u64) -> Option<Loc> {
+        let n = u32::try_from(n).ok()?;
+        (n >= 1 && n <= self.it_lines).then_some(Loc::Spi(n))
+    }
+
+    fn decode(&self, frame: Frame, off: u64) -> Option<(Reg, Widths)> {
+        match frame {
+            Frame::Dist => self.decode_gicd(off),
+            Frame::Rd(v) => self.decode_rd(v, off),
+            Frame::Sgi(v) => decode_sgi(v, off),
+        }
+    }
+
+    fn decode_gicd(&self, off: u64) -> Option<(Reg, Widths)> {
+        use Widths::*;
+        Some(match off {
+            gicd::CTLR => (Reg::DistCtlr, Word),
+            gicd::TYPER => (Reg::Const(self.typer()), Word),
+            gicd::IIDR => (Reg::Const(regs::IIDR), Word),
+            gicd::TYPER2 => (Reg::Const(0), Word),
+            gicd::STATUSR => (Reg::RazWi, Word),
+            0x0080..=0x03ff => {
+                let reg = bit_reg(off / 0x80)?;
+                (Reg::Bits(reg, self.spi_loc((off % 0x80) / 4)), Word)
+            }
+            0x0400..=0x07fb => {
+                let intid = (off - gicd::IPRIORITYR) as u32;
+                let loc = self.spi_loc(u64::from(intid / 32));
+                (Reg::Priority(loc, intid), ByteWord)
+            }
+            0x0800..=0x0bfb => (Reg::RazWi, ByteWord),
+            0x0c00..=0x0cff => {
+                let first = ((off - gicd::ICFGR) / 4 * 16) as u32;
+                let loc = self.spi_loc(u64::from(first / 32));
+                (Reg::Cfg(loc, first), Word)
+            }
+            0x0d00..=0x0d7f | 0x0e00..=0x0eff | gicd::SGIR => (Reg::RazWi, Word),
+            0x0f10..=0x0f2f => (Reg::RazWi, ByteWord),
+            0x6100..=0x7fdf => {
+                let intid = ((off - gicd::IROUTER) / 8) as u32;
+                let n = (intid < self.nr_irqs).then_some(intid);
+                (Reg::Router(n), WordDouble)
+            }
+            0xffd0..=0xffff => (id_reg(off, &regs::GICD_IDS)?, Word),
+            _ => return None,
+        })
+    }
+
+    fn decode_rd(&self, v: usize, off: u64) -> Option<(Reg, Widths)> {
+        use Widths::*;
+        Some(match off {
+            gicr::CTLR | gicr::STATUSR => (Reg::RazWi, Word),
+            gicr::IIDR => (Reg::Const(regs::IIDR), Word),
+            0x0008..=0x000f => (Reg::RdTyper(v), WordDouble),
+            gicr::WAKER => (Reg::Waker(v), Word),
+            0xffd0..=0xffff => (id_reg(off, &regs::GICR_IDS)?, Word),
+            _ => return None,
+        })
+    }
+
+    fn typer(&self) -> u32 {
+        // 10 INTID bits (no LPIs), two Security states, no LPIs/MBIS/ESPI/RSS, 1-of-N
+        // supported, Aff3 not supported (A3V = 0), CPUNumber 0 (ARE is always on).
+        self.it_lines | 9 << gicd::TYPER_IDBITS_SHIFT | gicd::TYPER_SECURITY_EXTN
+    }
+
+    fn rd_typer(&self, v: usize) -> u64 {
+        let last = if v + 1 == self.cpus.len() {
+            gicr::TYPER_LAST
+        } else {
+            0
+        };
+        // PPInum 0 (16 PPIs), no LPIs or vLPIs; Affinity_Value = MPIDR (Aff0 = index).
+        (v as u64) << gicr::TYPER_AFFINITY_SHIFT
+            | (v as u64) << gicr::TYPER_PROCESSOR_NUMBER_SHIFT
+            | last
+    }
+
+    fn loc_block(&self, loc: Loc) -> Option<&Block> {
+        match loc {
+            Loc::Private(v) => self.block(Irq::Private(v, 0)),
+            Loc::Spi(n) => self.block(Irq::Spi(n * 32)),
+        }
+    }
+
+    fn loc_block_mut(&mut self, loc: Loc) -> Option<&mut Block> {
+        match loc {
+            Loc::Private(v) => self.block_mut(Irq::Private(v, 0)),
+            Loc::Spi(n) => self.block_mut(Irq::Spi(n * 32)),
+        }
+    }
+
+    fn loc_irq(loc: Loc, intid: u32) -> Irq {
+        match loc {
+            Loc::Private(v) => Irq::Private(v, intid),
+            Loc::Spi(_) => Irq::Spi(intid),
+        }
+    }
+
+    fn priority_mut(&mut self, irq: Irq) -> Option<&mut u8> {
+        match irq {
+            Irq::Private(v, i) => self
+                .cpus
+                .get_mut(v)
+                .and_then(|c| c.priority.get_mut(i as usize)),
+            Irq::Spi(i) => self.spi_priority.get_mut(i as usize),
+        }
+    }
+
+    /// Checks width and alignment, and decodes.
+    fn access(&self, frame: Frame, off: u64, size: AccessSize) -> Result<Reg, MmioError> {
+        let (reg, widths) = self.decode(frame, off).ok_or(MmioError::NoRegister)?;
+        if !widths.allows(size) || !off.is_multiple_of(size.bytes()) {
+            return Err(MmioError::BadWidth);
+        }
+        Ok(reg)
+    }
+
+    pub(crate) fn read(&self, frame: Frame, off: u64, size: AccessSize) -> Result<u64, MmioError> {
+        let reg = self.access(frame, off, size)?;
+        Ok(match reg {
+            Reg::DistCtlr => {
+                let g1 = if self.grp1 { gicd::CTLR_ENABLE_G1A } else { 0 };
+                u64::from(gicd::CTLR_ARE_NS | g1)
+            }
+            Reg::Const(v) => u64::from(v),
+            Reg::RazWi | Reg::Router(None) => 0,
+            Reg::Bits(reg, loc) => u64::from(self.read_bits(reg, loc)),
+            Reg::Priority(loc, first) => {
+                let mut v = 0u64;
+                for i in 0..size.bytes() as u32 {
+                    v |= u64::from(self.read_priority(loc, first + i)) << (8 * i);
+                }
+                v
+            }
+            Reg::Cfg(loc, first) => u64::from(self.read_cfg(loc, first)),
+            Reg::Router(Some(n)) => {
+                let route = self.route.get(n as usize).copied().unwrap_or(0);
+                if off % 8 == 4 { route >> 32 } else { route }
+            }
+            Reg::RdTyper(v) => {
+                let t = self.rd_typer(v);
+                if off % 8 == 4 { t >> 32 } else { t }
+            }
+            Reg::Waker(v) => {
+                let asleep = self.cpus.get(v).is_some_and(|c| c.asleep);
+                if asleep {
+                    u64::from(gicr::WAKER_PROCESSOR_SLEEP | gicr::WAKER_CHILDREN_ASLEEP)
+                } else {
+                    0
+                }
+            }
+        } & size.mask())
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        frame: Frame,
+        off: u64,
+        size: AccessSize,
+        value: u64,
+    ) -> Result<(), MmioError> {
+        let reg = self.access(frame, off, size)?;
+        match reg {
+            Reg::DistCtlr => self.grp1 = value as u32 & gicd::CTLR_ENABLE_G1A != 0,
+            Reg::Const(_) | Reg::RdTyper(_) => return Err(MmioError::ReadOnly),
+            Reg::RazWi | Reg::Router(None) => {}
+            Reg::Bits(reg, loc) => self.write_bits(reg, loc, value as u32),
+            Reg::Priority(loc, first) => {
+                for i in 0..size.bytes() as u32 {
+                    let byte = (value >> (8 * i)) as u8;
+                    self.write_priority(loc, first + i, byte);
+                }
+            }
+            Reg::Cfg(loc, first) => self.write_cfg(loc, first, value as u32),
+            Reg::Router(Some(n)) => {
+                if let Some(r) = self.route.get_mut(n as usize) {
+                    let new = match (size, off % 8) {
+                        (AccessSize::Double, _) => value,
+                        (_, 4) => (*r & 0xffff_ffff) | value << 32,
+                        _ => (*r & !0xffff_ffff) | value,
+                    };
+                    // Aff2.Aff1.Aff0 and IRM; Aff3 is RES0 (GICD_TYPER.A3V = 0).
+                    *r = new & (gicd::IROUTER_IRM | 0xff_ffff);
+                }
+            }
+            Reg::Waker(v) => {
+                if let Some(c) = self.cpus.get_mut(v) {
+                    c.asleep = value as u32 & gicr::WAKER_PROCESSOR_SLEEP != 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_bits(&self, reg: BitReg, loc: Option<Loc>) -> u32 {
+        let Some(b) = loc.and_then(|l| self.loc_block(l)) else {
+            return 0;
+        };
+        match reg {
+            BitReg::Group => b.implemented,
+            BitReg::SetEnable | BitReg::ClearEnable => b.enabled,
+            BitReg::SetPending | BitReg::ClearPending => b.pending(),
+            BitReg::SetActive | BitReg::ClearActive => (b.active | b.listed) & b.implemented,
+        }
+    }
+
+    fn write_bits(&mut self, reg: BitReg, loc: Option<Loc>, value: u32) {
+        let Some(b) = loc.and_then(|l| self.loc_block_mut(l)) else {
+            return;
+        };
+        let v = value & b.implemented;
+        match reg {
+            BitReg::Group => {}
+            BitReg::SetEnable => b.enabled |= v,
+            BitReg::ClearEnable => b.enabled &= !v,
+            BitReg::SetPending => b.latch |= v,
+            BitReg::ClearPending => b.latch &= !v,
+            BitReg::SetActive => b.active |= v,
+            BitReg::ClearActive => b.active &= !v,
+        }
+    }
+
+    fn read_priority(&self, loc: Option<Loc>, intid: u32) -> u8 {
+        let Some(loc) = loc else {
+            return 0;
+        };
+        let implemented = self
+            .loc_block(loc)
+            .is_some_and(|b| b.implemented & (1 << (intid % 32)) != 0);
+        if implemented {
+            self.priority(Self::loc_irq(loc, intid))
+        } else {
+            0
+        }
+    }
+
+    fn write_priority(&mut self, loc: Option<Loc>, intid: u32, value: u8) {
+        let Some(loc) = loc else {
+            return;
+        };
+        let implemented = self
+            .loc_block(loc)
+            .is_some_and(|b| b.implemented & (1 << (intid % 32)) != 0);
+        if implemented && let Some(p) = self.priority_mut(Self::loc_irq(loc, intid)) {
+            *p = value;
+        }
+    }
+
+    fn read_cfg(&self, loc: Option<Loc>, first: u32) -> u32 {
+        let Some(b) = loc.and_then(|l| self.loc_block(l)) else {
+            return 0;
+        };
+        let shift = first % 32;
+        let edge = (b.edge & b.implemented) >> shift;
+        (0..16).fold(0, |acc, k| acc | ((edge >> k) & 1) << (2 * k + 1))
+    }
+
+    fn write_cfg(&mut self, loc: Option<Loc>, first: u32, value: u32) {
+        let Some(b) = loc.and_then(|l| self.loc_block_mut(l)) else {
+            return;
+        };
+        let shift = first % 32;
+        let edge = (0..16).fold(0u32, |acc, k| acc | ((value >> (2 * k + 1)) & 1) << k) << shift;
+        let writable = (0xffff << shift) & b.implemented & !b.fixed_cfg;
+        b.edge = (b.edge & !writable) | (edge & writable);
+    }
+}
+
+fn decode_sgi(v: usize, off: u64) -> Option<(Reg, Widths)> {
+    use Widths::*;
+    Some(match off {
+        0x0080..=0x03ff if off % 0x80 < 4 => {
+            let reg = bit_reg(off / 0x80)?;
+            (Reg::Bits(reg, Some(Loc::Private(v))), Word)
+        }
+        0x0400..=0x041f => {
+            let intid = (off - gicr_sgi::IPRIORITYR) as u32;
+            (Reg::Priority(Some(Loc::Private(v)), intid), ByteWord)
+        }
+        0x0c00..=0x0c07 => {
+            let first = ((off - gicr_sgi::ICFGR0) / 4 * 16) as u32;
+            (Reg::Cfg(Some(Loc::Private(v)), first), Word)
+        }
+        gicr_sgi::IGRPMODR0 | gicr_sgi::NSACR => (Reg::RazWi, Word),
+        _ => return None,
+    })
+}
+
+// Block 31 holds INTIDs 992..1023, of which 1020..1023 are special.
+const _: () = assert!(implemented_mask(992, 1020) == 0x0fff_ffff);
