@@ -1,0 +1,231 @@
+//! The VMM as the seL4 root task.
+//!
+//! From bootinfo it builds the guest described by the platform table this build is for:
+//! kernel objects from the untypeds, the guest's stage-2 VSpace per `stage2::Plan` (RAM in
+//! 2 MiB blocks, pass-through regions with their attributes), guest RAM mapped a second time
+//! into the root task, the boot images loaded, one TCB + VCPU per guest vCPU with a fault
+//! endpoint badged with the vCPU index, IRQ handlers for pass-through interrupts. Then it runs
+//! the core's event loop (`vmm::Vm`), translating seL4 faults into `vmm::Event`s and the
+//! core's `Reply` into replies.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod backend;
+mod devices;
+mod images;
+mod logger;
+mod objects;
+mod space;
+
+use alloc::vec::Vec;
+
+use arm_fault::Esr;
+use guest_mem::{GuestMemory, GuestPhysAddr};
+use hypervisor::{SystemEvent, VcpuId};
+use sel4::{CNodeCapData, cap_type, init_thread};
+use sel4_root_task::{Never, root_task};
+use stage2::Plan;
+use vmm::{Event, Reply, Vm, loader};
+use vmm_platform::Platform;
+
+use backend::{Sel4Hyp, Vcpu};
+use objects::{AllocError, Objects};
+
+#[cfg(feature = "orin-agx")]
+static PLATFORM: &Platform = &vmm_platform::ORIN_AGX;
+#[cfg(not(feature = "orin-agx"))]
+static PLATFORM: &Platform = &vmm_platform::QEMU_VIRT;
+
+/// Notification badges carry this bit; vCPU fault badges are the vCPU index.
+const IRQ_BADGE: sel4::Word = 1 << 63;
+/// vCPU threads' priority; the VMM (root task) keeps the maximum.
+const VCPU_PRIORITY: sel4::Word = 100;
+
+#[root_task(heap_size = 8 * 1024 * 1024)]
+fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
+    logger::init();
+    let p = PLATFORM;
+    log::info!("vmm: platform {} with {} vCPUs, {} MiB RAM at {}", p.name, p.vcpus, p.ram.range.size >> 20, p.ram.range.base);
+    match run(bootinfo, p) {
+        Ok(event) => log::info!("vmm: guest ended ({event:?})"),
+        Err(e) => log::error!("vmm: {e}"),
+    }
+    sel4::debug_println!("vmm: halted");
+    init_thread::suspend_self()
+}
+
+/// A setup failure, with what was being done.
+struct SetupError(&'static str, alloc::string::String);
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.0, self.1)
+    }
+}
+
+fn fail<E: core::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> SetupError {
+    move |e| SetupError(what, alloc::format!("{e:?}"))
+}
+
+fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, SetupError> {
+    p.validate().map_err(fail("platform table"))?;
+    let mut objs = Objects::new(bootinfo);
+    log::info!("vmm: {} MiB of untyped RAM", objs.free_ram() >> 20);
+
+    let fault_ep = objs.alloc::<cap_type::Endpoint>().map_err(fail("fault endpoint"))?;
+    let fault_ep_slot = fault_ep.bits() as usize;
+    let irq_ntfn = objs.alloc::<cap_type::Notification>().map_err(fail("irq notification"))?;
+    init_thread::slot::TCB.cap().tcb_bind_notification(irq_ntfn).map_err(fail("bind notification"))?;
+
+    // The guest's address space.
+    let vspace = objs.alloc::<cap_type::VSpace>().map_err(fail("guest vspace"))?;
+    init_thread::slot::ASID_POOL.cap().asid_pool_assign(vspace).map_err(fail("asid"))?;
+
+    // List registers: counted on a VCPU object that never runs.
+    let probe = objs.alloc::<cap_type::VCpu>().map_err(fail("probe vcpu"))?;
+    let lrs = backend::count_list_registers(probe);
+    log::info!("vmm: GIC has {lrs} list registers");
+
+    // vCPUs: a TCB and a VCPU each; each thread's CSpace holds only its badged fault
+    // endpoint, so a guest HVC taken as a system call can reach nothing else.
+    let mut vcpus = Vec::new();
+    for i in 0..p.vcpus {
+        vcpus.push(make_vcpu(&mut objs, i, fault_ep_slot, vspace).map_err(fail("vcpu"))?);
+    }
+    let ram = p.ram.range;
+    let mut hyp = Sel4Hyp::new(objs, vcpus, vspace, ram, lrs);
+
+    // Stage 2, per the plan.
+    let plan = Plan::new(p);
+    for m in &plan.mappings {
+        hypervisor::Hypervisor::map(&mut hyp, m).map_err(fail("stage-2 mapping"))?;
+    }
+    let (small, large) = plan.bytes_by_page_size();
+    log::info!("vmm: stage 2 mapped: {} MiB in 2 MiB blocks, {} KiB in 4 KiB pages", large >> 20, small >> 10);
+
+    // Pass-through interrupts.
+    for (n, irq) in p.passthrough_irqs.iter().enumerate() {
+        let slot = hyp.objs.slot().map_err(fail("irq slot"))?;
+        init_thread::slot::IRQ_CONTROL
+            .cap()
+            .irq_control_get_trigger(irq.spi.intid() as sel4::Word, irq.trigger == vmm_platform::Trigger::Edge, &Objects::path(slot))
+            .map_err(fail("IRQControl_GetTrigger"))?;
+        let badged = hyp.objs.mint(irq_ntfn.bits() as usize, IRQ_BADGE | (1 << n)).map_err(fail("irq badge"))?;
+        let handler = Objects::cap::<cap_type::IrqHandler>(slot);
+        handler.irq_handler_set_notification(Objects::cap(badged)).map_err(fail("IRQHandler_SetNotification"))?;
+        hyp.irqs.push((irq.spi.intid(), handler));
+    }
+
+    // SAFETY: every RAM run of the plan is mapped at RAM_WINDOW in our VSpace, read-write,
+    // and nothing else in the root task uses that window.
+    let mem = unsafe { GuestMemory::from_raw(ram.base, hyp.ram_ptr(), ram.size) };
+    let entry = loader::load_kernel(&mem, p.kernel, images::KERNEL).map_err(fail("kernel"))?;
+    let initrd = loader::load_blob(&mem, p.initrd, "initrd", images::INITRD).map_err(fail("initrd"))?;
+    let dtb = loader::load_blob(&mem, p.dtb, "dtb", images::DTB).map_err(fail("dtb"))?;
+    log::info!("vmm: kernel at {entry}, initrd {}+{:#x}, dtb {}+{:#x}", initrd.base, initrd.size, dtb.base, dtb.size);
+
+    let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).map_err(fail("devices"))?;
+    let mut vm = Vm::new(hyp, gic, bus, mem, p.vcpus);
+    vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
+    vm.boot(entry, GuestPhysAddr(dtb.base.0)).map_err(fail("boot vcpu0"))?;
+    log::info!("vmm: vcpu0 started");
+
+    Ok(event_loop(&mut vm, fault_ep, &mut devs, p))
+}
+
+fn make_vcpu(
+    objs: &mut Objects,
+    i: u8,
+    fault_ep_slot: usize,
+    vspace: sel4::cap::VSpace,
+) -> Result<Vcpu, AllocError> {
+    let tcb = objs.alloc::<cap_type::Tcb>()?;
+    let vcpu = objs.alloc::<cap_type::VCpu>()?;
+    vcpu.vcpu_set_tcb(tcb)?;
+    // MPIDR Aff0 = vCPU index (bit 31 is RES1), as the guest DTB and PSCI say.
+    vcpu.vcpu_write_regs(sel4::VCpuReg::VMPIDR_EL2, 0x8000_0000 | sel4::Word::from(i))?;
+    // A two-slot CNode: slot 1 is the fault endpoint badged with the vCPU index.
+    let cnode_slot = objs.alloc_blueprint(sel4::ObjectBlueprint::CNode { size_bits: 1 })?;
+    let cnode = Objects::cap::<cap_type::CNode>(cnode_slot);
+    cnode
+        .absolute_cptr_from_bits_with_depth(1, 1)
+        .mint(&Objects::path(fault_ep_slot), sel4::CapRights::all(), sel4::Word::from(i))?;
+    tcb.tcb_configure(
+        sel4::CPtr::from_bits(1),
+        cnode,
+        CNodeCapData::new(0, (sel4::WORD_SIZE - 1) as usize),
+        vspace,
+        0,
+        init_thread::slot::NULL.cap().cast(),
+    )?;
+    tcb.tcb_set_sched_params(init_thread::slot::TCB.cap(), VCPU_PRIORITY, VCPU_PRIORITY)?;
+    set_affinity(tcb, i)?;
+    Ok(Vcpu::new(tcb, vcpu))
+}
+
+/// vCPU `i` runs on core `i` (modulo the core count).
+#[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
+fn set_affinity(tcb: sel4::cap::Tcb, i: u8) -> sel4::Result<()> {
+    let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
+    tcb.tcb_set_affinity(sel4::Word::from(i) % nodes)
+}
+
+#[sel4::sel4_cfg(MAX_NUM_NODES = "1")]
+fn set_affinity(_tcb: sel4::cap::Tcb, _i: u8) -> sel4::Result<()> {
+    Ok(())
+}
+
+fn event_loop(
+    vm: &mut Vm<'_, Sel4Hyp, devices::Gic>,
+    fault_ep: sel4::cap::Endpoint,
+    devs: &mut devices::Devices,
+    p: &Platform,
+) -> SystemEvent {
+    loop {
+        let (info, badge) = fault_ep.recv(());
+        if badge & IRQ_BADGE != 0 {
+            for n in 0..p.passthrough_irqs.len() {
+                if badge & (1 << n) != 0 {
+                    if let Some(irq) = p.passthrough_irqs.get(n) {
+                        vm.handle(Event::Irq { intid: irq.spi.intid() });
+                    }
+                }
+            }
+            continue;
+        }
+        let vcpu = VcpuId(badge as u8);
+        let fault = sel4::with_ipc_buffer(|ib| sel4::Fault::new(ib, &info));
+        let event = match fault {
+            sel4::Fault::VmFault(f) => Event::Exit { vcpu, esr: Esr(f.fsr()), ipa: GuestPhysAddr(f.addr()) },
+            sel4::Fault::VCpuFault(f) => Event::Exit { vcpu, esr: Esr(f.hsr()), ipa: GuestPhysAddr(0) },
+            sel4::Fault::VGicMaintenance(f) => Event::Maintenance { vcpu, lr: f.idx().map(|i| i as usize) },
+            sel4::Fault::VPpiEvent(f) => Event::Vppi { vcpu, intid: f.irq() as u32 },
+            sel4::Fault::UnknownSyscall(_) => {
+                // A guest HVC: seL4 restarts at the HVC itself, so step over it first.
+                hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
+                Event::Hvc { vcpu }
+            }
+            other => {
+                log::error!("[{vcpu}] unexpected fault {other:?}; stopping the VM");
+                return SystemEvent::Crash;
+            }
+        };
+        let reply = vm.handle(event);
+        vm.hyp.flush(vcpu);
+        match reply {
+            // WFI does not trap (KernelArmDisableWFIWFETraps), so an idle reply only comes
+            // from CPU_SUSPEND: resume at once, the guest's WFI waits in hardware.
+            Reply::Resume | Reply::Idle => sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0))),
+            Reply::Stopped | Reply::Nothing => {}
+            Reply::Shutdown(event) => {
+                devs.flush_console();
+                sel4::debug_println!("vmm: exit statistics\n{}", vm.stats);
+                return event;
+            }
+        }
+        devs.poll(vm);
+    }
+}
