@@ -47,8 +47,12 @@
 //! any vCPU (Interrupt_Routing_Mode 1, "1 of N": the first online vCPU with a free list
 //! register). An SPI routed to a vCPU that is offline or asleep goes to the first online one
 //! instead (logged once), or waits while none is online. When a vCPU goes offline
-//! ([`InterruptController::vcpu_power`]) the interrupts in its list registers are taken back
-//! and delivered elsewhere.
+//! ([`InterruptController::vcpu_power`]) the SPIs in its list registers are taken back and
+//! delivered elsewhere; a pass-through one is acknowledged at the EOI of that delivery. The
+//! kernel's copies stay in the offline vCPU's list registers (nothing can clear them), so
+//! those registers are left alone, and the SPI is not injected into that vCPU again, until
+//! the guest's EOI of the left-over copy, which acknowledges nothing. Its own SGIs and PPIs
+//! stay listed for when it runs again.
 //!
 //! # Guest errors
 //!
@@ -91,8 +95,12 @@ pub enum ListRegister {
     Free,
     /// Holds this INTID, pending or active, until the guest's EOI.
     Holds(u32),
+    /// An SPI taken back when the vCPU went offline and delivered elsewhere: the kernel's list
+    /// register may still hold it, so it is not reused (nor the SPI injected into this vCPU
+    /// again) until the guest's EOI of it frees it.
+    Leftover(u32),
     /// The kernel refused an injection there: in use by something the vGIC did not put there.
-    /// Free again after the next maintenance for it, or when the vCPU is powered on.
+    /// Free again after the next maintenance for it.
     Unknown,
 }
 
@@ -108,7 +116,9 @@ enum Lr {
         /// the EOI).
         line: bool,
     },
-    Stale,
+    /// Not to be written: the kernel's list register holds something the vGIC no longer counts
+    /// (an SPI taken back from an offline vCPU, or unknown after a refused injection).
+    Stale(Option<u32>),
 }
 
 /// The state bits of 32 interrupts (one register's worth).
@@ -284,7 +294,8 @@ impl Vgic {
         Some(match *l {
             Lr::Free => ListRegister::Free,
             Lr::Busy { intid, .. } => ListRegister::Holds(intid),
-            Lr::Stale => ListRegister::Unknown,
+            Lr::Stale(Some(intid)) => ListRegister::Leftover(intid),
+            Lr::Stale(None) => ListRegister::Unknown,
         })
     }
 
@@ -357,6 +368,11 @@ impl Vgic {
         if !self.grp1 {
             return None;
         }
+        let leftover = |intid: u32| {
+            self.cpus
+                .get(v)
+                .is_some_and(|c| c.lrs.contains(&Lr::Stale(Some(intid))))
+        };
         let mut best: Option<(u8, Irq)> = None;
         let mut consider = |irq: Irq, prio: u8| {
             if best.is_none_or(|(p, b)| (prio, irq.intid()) < (p, b.intid())) {
@@ -372,7 +388,7 @@ impl Vgic {
         for (n, b) in self.spis.iter().enumerate().skip(1) {
             for_each_bit(b.candidates(), |bit| {
                 let intid = n as u32 * 32 + bit;
-                if self.spi_goes_to(intid, v) {
+                if self.spi_goes_to(intid, v) && !leftover(intid) {
                     let irq = Irq::Spi(intid);
                     consider(irq, self.priority(irq));
                 }
@@ -458,7 +474,7 @@ impl Vgic {
                 if self.log.first(key::INJECT | (v as u64) << 8 | slot as u64) {
                     log::warn!("vgic: injecting INTID {intid} into vcpu{v} LR{slot}: {e}");
                 }
-                Lr::Stale
+                Lr::Stale(None)
             }
         };
         if let Some(l) = self.cpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) {
@@ -698,7 +714,7 @@ impl InterruptController for Vgic {
                     }
                 }
             }
-            (Some(i), Some(Lr::Stale)) => {
+            (Some(i), Some(Lr::Stale(_))) => {
                 if let Some(l) = self.cpus.get_mut(v).and_then(|c| c.lrs.get_mut(i)) {
                     *l = Lr::Free;
                 }
@@ -773,19 +789,25 @@ impl InterruptController for Vgic {
             return;
         };
         c.online = online;
-        let lrs = core::mem::take(&mut c.lrs);
-        if online {
-            c.lrs = lrs
-                .into_iter()
-                .map(|l| if l == Lr::Stale { Lr::Free } else { l })
+        if !online {
+            // SPIs in its list registers go elsewhere (a pass-through one must not wait for
+            // a vCPU that may never come back to be acknowledged). Its own SGIs and PPIs stay
+            // listed: the guest takes them when the vCPU runs again.
+            let taken: Vec<(usize, Lr)> = c
+                .lrs
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, l)| match *l {
+                    Lr::Busy { intid, .. } if intid >= 32 => {
+                        let old = *l;
+                        *l = Lr::Stale(Some(intid));
+                        Some((i, old))
+                    }
+                    _ => None,
+                })
                 .collect();
-        } else {
-            let n = lrs.len();
-            for lr in lrs {
+            for (_, lr) in taken {
                 self.reclaim(v, lr);
-            }
-            if let Some(c) = self.cpus.get_mut(v) {
-                c.lrs = vec![Lr::Free; n];
             }
         }
         self.flush_all(hyp);
