@@ -16,8 +16,9 @@
 #   --append STR     bare mode: extra kernel command line words (e.g. selftest.noping)
 #   -- QEMU-ARGS     passed to QEMU as they are
 #
-# Exit status: 0 if the log has "SELFTEST: PASS" and QEMU exited by itself (guest powered off),
-# 124 on timeout, 1 otherwise (self-test failed, QEMU error, no verdict).
+# Exit status: 0 if the log has "SELFTEST: PASS" and the guest powered off (bare: QEMU exited by
+# itself; seL4: the VMM logged "guest ended (PowerOff)" and "vmm: halted", then the runner
+# stopped QEMU), 124 on timeout, 1 otherwise (self-test failed, QEMU error, no verdict).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -91,8 +92,24 @@ echo "=== run.sh: $mode, timeout ${timeout_s} s, log $log"
 printf '=== '; printf '%q ' "${cmd[@]}"; echo
 start=$(date +%s.%N)
 set +e
+if ((!bare)); then
+    # seL4 cannot power the machine off: the root task prints "vmm: halted" when the guest has
+    # ended (PSCI SYSTEM_OFF, or a crash), and the runner stops QEMU then.
+    "${cmd[@]}" </dev/null >"$log" 2>&1 &
+    qpid=$!
+    tail -f --pid=$qpid "$log" 2>/dev/null &
+    tpid=$!
+    qrc=124
+    for ((i = 0; i < timeout_s * 10; i++)); do
+        if ! kill -0 $qpid 2>/dev/null; then wait $qpid; qrc=$?; break; fi
+        if grep -aq 'vmm: halted' "$log"; then qrc=0; kill $qpid; wait $qpid 2>/dev/null; break; fi
+        sleep 0.1
+    done
+    if ((qrc == 124)); then kill $qpid 2>/dev/null; wait $qpid 2>/dev/null; fi
+    sleep 0.2; kill $tpid 2>/dev/null; wait $tpid 2>/dev/null
+    grep -aq 'vmm: guest ended (PowerOff)' "$log" || { ((qrc == 0)) && qrc=1; }
 # --foreground: QEMU may use the terminal (mon:stdio); -k: SIGKILL if SIGTERM is not enough.
-if [[ -t 0 ]]; then
+elif [[ -t 0 ]]; then
     timeout --foreground -k 10 "$timeout_s" "${cmd[@]}" 2>&1 | tee "$log"
 else
     timeout --foreground -k 10 "$timeout_s" "${cmd[@]}" </dev/null 2>&1 | tee "$log"
