@@ -63,6 +63,18 @@
 //! read-only register returns an [`MmioError`], which the event loop turns into
 //! read-as-zero / write-ignored, logged once per address. Interrupt events naming INTIDs or
 //! vCPUs that do not exist are ignored and logged once.
+//!
+//! # Use
+//!
+//! Build it from the platform table and hand it to the event loop:
+//! `vmm::Vm::new(hyp, vgic::Vgic::new(platform), bus, mem, platform.vcpus)`. The loop calls
+//! it through [`InterruptController`]: `handles`/`mmio_read`/`mmio_write` for data aborts in
+//! the GICD and GICR windows, `sysreg_write` for trapped ICC_SGI1R_EL1 (and ICC_ASGI1R_EL1,
+//! ICC_SGI0R_EL1) writes, `maintenance` for VGICMaintenance faults, `vppi` for VPPIEvent
+//! faults, `physical_irq` for notifications of the pass-through interrupts' IRQ handlers,
+//! `set_level` from device models, `vcpu_power` at boot and for PSCI CPU_ON/CPU_OFF, and
+//! `has_pending` to decide whether a WFI idles. Every call that may make an interrupt
+//! deliverable fills list registers at once, of whichever vCPU it concerns.
 #![no_std]
 
 extern crate alloc;

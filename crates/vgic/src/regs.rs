@@ -169,7 +169,7 @@ pub mod sgir {
 /// 6.1's `gic_quirks` table matches (0x00000000 is HIP07's erratum entry).
 pub const IIDR: u32 = 0x5300_043b;
 
-/// ArchRev 3 (GICv3) in PIDR2[7:4], JEDEC-assigned designer bits as Arm's.
+/// ArchRev 3 (GICv3) in PIDR2 bits 7:4, JEDEC-assigned designer bits as Arm's.
 pub const PIDR2: u32 = 0x3b;
 
 /// The ID registers at 0xffd0..=0xfffc (PIDR4..7, PIDR0..3, CIDR0..3) of the distributor.

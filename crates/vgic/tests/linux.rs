@@ -6,7 +6,7 @@
 //! virtual CPU interface handles without the VMM, so it is left out.
 //!
 //! Then interrupts of every kind are delivered through the model: an IPI to other CPUs
-//! (`gic_ipi_send_mask`), the virtual timer PPI (acknowledged with `ack_vppi` after the EOI),
+//! (`gic_ipi_send_mask` and `gic_send_sgi`, which replaced `gic_raise_softirq` in 5.10), the virtual timer PPI (acknowledged with `ack_vppi` after the EOI),
 //! a pass-through level SPI (acknowledged with `ack_irq` after the EOI) and an emulated
 //! device's level SPI (virtio INTx).
 
