@@ -13,7 +13,7 @@
 
 mod responder;
 
-pub use responder::ArpIcmpResponder;
+pub use responder::{ArpIcmpResponder, inet_checksum};
 
 use crate::queue::{QueueAccess, Queues};
 use crate::{DeviceError, DeviceType, LogCauses, VirtioDevice, read_config_bytes};
