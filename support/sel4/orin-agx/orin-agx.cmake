@@ -1,0 +1,25 @@
+# seL4 16.0.0 kernel settings for the VMM on the Jetson AGX Orin devkit (AArch64, EL2, GICv3,
+# 12 cores). Needs the orinagx platform installed into the seL4 tree first (install.sh).
+# Use with: cmake -C support/sel4/orin-agx/orin-agx.cmake -DCROSS_COMPILER_PREFIX=aarch64-linux-gnu- \
+#             -DCMAKE_INSTALL_PREFIX=$SEL4_PREFIX -G Ninja -S <seL4 source> -B <build dir>
+# (see support/sel4/README-orin.md).
+
+set(KernelPlatform "orinagx" CACHE STRING "")
+set(KernelArch "arm" CACHE STRING "")
+set(KernelSel4Arch "aarch64" CACHE STRING "")
+# The kernel runs at EL2 and offers VCPU objects. (The platform itself selects GICv3 and the
+# Cortex-A76 CPU settings: src/plat/orinagx/config.cmake.)
+set(KernelArmHypervisorSupport ON CACHE BOOL "")
+# All of Tegra234's cores (3 clusters of 4). Needs the GICv3 changes install.sh applies;
+# an unpatched seL4 16.0.0 tree must use 4 (cluster 0 only).
+set(KernelMaxNumNodes "12" CACHE STRING "")
+# Guest WFI/WFE execute natively, as on QEMU (support/sel4/qemu-arm-virt.cmake).
+set(KernelArmDisableWFIWFETraps ON CACHE BOOL "")
+# Room for the caps of every 2 MiB guest RAM block (mapped twice) and page tables.
+set(KernelRootCNodeSizeBits "16" CACHE STRING "")
+# Debug output on UARTA for the VMM's log, and readable kernel errors.
+set(KernelVerificationBuild OFF CACHE BOOL "")
+set(KernelDebugBuild ON CACHE BOOL "")
+set(KernelPrinting ON CACHE BOOL "")
+# Non-MCS: faults are replied to with the caller's reply cap.
+set(KernelIsMCS OFF CACHE BOOL "")
