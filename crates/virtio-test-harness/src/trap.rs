@@ -161,7 +161,7 @@ fn emulate_flags(
         let of = (a ^ b) & sign != 0 && (a ^ r) & sign != 0;
         (r, a < b, of, (a ^ b ^ r) & 0x10 != 0)
     };
-    let pf = (r as u8).count_ones() % 2 == 0;
+    let pf = (r as u8).count_ones().is_multiple_of(2);
     let flags: [(bool, u32); 6] = [
         (cf, 0),
         (pf, 2),
