@@ -374,12 +374,20 @@ mod tests {
                     DeviceNGnRE
                 ),
                 (
-                    "sram",
-                    0x4000_0000,
-                    0x8_0000,
+                    "sram-bpmp-tx",
+                    0x4007_0000,
+                    0x1000,
                     Small,
-                    Source::Physical(HostPhysAddr(0x4000_0000)),
-                    NormalNonCacheable
+                    Source::Physical(HostPhysAddr(0x4007_0000)),
+                    DeviceNGnRE
+                ),
+                (
+                    "sram-bpmp-rx",
+                    0x4007_1000,
+                    0x1000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x4007_1000)),
+                    DeviceNGnRE
                 ),
                 (
                     "ram",
@@ -391,8 +399,8 @@ mod tests {
                 ),
             ]
         );
-        // 640 KiB + 576 KiB + 512 KiB of device pages; all of RAM in blocks.
-        assert_eq!(plan.bytes_by_page_size(), (0x1b_0000, 0x1000_0000));
+        // 640 KiB + 576 KiB + 2 x 4 KiB of device pages; all of RAM in blocks.
+        assert_eq!(plan.bytes_by_page_size(), (0x13_2000, 0x1000_0000));
     }
 
     #[test]
@@ -426,7 +434,15 @@ mod tests {
     fn table_lists_every_region() {
         let text = alloc::format!("{}", Plan::new(&ORIN_AGX));
         for name in [
-            "ram", "kernel", "initrd", "dtb", "hsp-top0", "hsp-aon", "sram", "gicd", "gicr",
+            "ram",
+            "kernel",
+            "initrd",
+            "dtb",
+            "hsp-top0",
+            "hsp-aon",
+            "sram-bpmp-tx",
+            "gicd",
+            "gicr",
             "pci-ecam",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

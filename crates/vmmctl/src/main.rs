@@ -155,8 +155,11 @@ mod tests {
         assert_eq!(ram["size"].as_u64(), Some(0x1000_0000));
         assert_eq!(ram["kind"], "ram");
         assert_eq!(ram["attrs"], "normal-wb");
-        let sram = regions.iter().find(|r| r["name"] == "sram").unwrap();
-        assert_eq!(sram["attrs"], "normal-nc");
+        let sram = regions
+            .iter()
+            .find(|r| r["name"] == "sram-bpmp-tx")
+            .unwrap();
+        assert_eq!(sram["attrs"], "device-nGnRE");
         let gicd = regions.iter().find(|r| r["name"] == "gicd").unwrap();
         assert_eq!(gicd["kind"], "emulated");
         assert!(gicd["attrs"].is_null());
