@@ -41,10 +41,28 @@ static PLATFORM: &Platform = &vmm_platform::QEMU_VIRT;
 
 /// Notification badges carry this bit; vCPU fault badges are the vCPU index.
 const IRQ_BADGE: sel4::Word = 1 << 63;
+/// Print exit statistics every this many events (0: never), set at build time with
+/// `VMM_PROGRESS=N`.
+const PROGRESS_EVERY: u64 = match option_env!("VMM_PROGRESS") {
+    Some(s) => parse_u64(s),
+    None => 0,
+};
+
+const fn parse_u64(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0u64;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as u64;
+        i += 1;
+    }
+    v
+}
+
 /// vCPU threads' priority; the VMM (root task) keeps the maximum.
 const VCPU_PRIORITY: sel4::Word = 100;
 
-#[root_task(heap_size = 8 * 1024 * 1024)]
+#[root_task(heap_size = 16 * 1024 * 1024)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     logger::init();
     let p = PLATFORM;
@@ -184,8 +202,13 @@ fn event_loop(
     devs: &mut devices::Devices,
     p: &Platform,
 ) -> SystemEvent {
+    let mut events: u64 = 0;
     loop {
         let (info, badge) = fault_ep.recv(());
+        events += 1;
+        if PROGRESS_EVERY != 0 && events % PROGRESS_EVERY == 0 {
+            sel4::debug_println!("vmm: {events} events\n{}", vm.stats);
+        }
         if badge & IRQ_BADGE != 0 {
             for n in 0..p.passthrough_irqs.len() {
                 if badge & (1 << n) != 0 {
