@@ -6,6 +6,8 @@
 //! vmmctl platforms                  list the platforms this build knows
 //! ```
 
+mod dtb_cmd;
+
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -73,6 +75,7 @@ fn run(args: &[String]) -> Result<String, String> {
             p.validate().map_err(|e| format!("{}: {e}", p.name))?;
             Ok(format!("{}: ok\n", p.name))
         }
+        Some("dtb") => dtb_cmd::run(&args[1..]),
         Some("platforms") => Ok(PLATFORMS.iter().map(|p| format!("{}\n", p.name)).collect()),
         Some("-h" | "--help" | "help") => Ok(format!("{USAGE}\n")),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),

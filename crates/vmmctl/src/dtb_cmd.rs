@@ -1,0 +1,178 @@
+//! `vmmctl dtb`: builds the guest device tree (`crates/guest-dtb`).
+//!
+//! ```text
+//! vmmctl dtb <platform> --board <board.dtb> [--initrd FILE | --initrd-size N]
+//!            [--node PATH]... -o <guest.dtb>
+//! ```
+//!
+//! The initrd, if any, is placed where the VMM loads it (the platform's initrd load address);
+//! `--initrd FILE` takes its size from the file. `--node PATH` also copies that board node
+//! (for nodes without registers the table cannot name, such as the Orin's `/bpmp`).
+
+use std::fs;
+
+use guest_dtb::{Initrd, Output};
+
+const DTB_USAGE: &str = "usage: vmmctl dtb <platform> --board <board.dtb> \
+[--initrd FILE | --initrd-size N] [--node PATH]... -o <guest.dtb>";
+
+fn size(s: &str) -> Result<u64, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => s.replace('_', "").parse(),
+    };
+    parsed.map_err(|_| format!("--initrd-size {s:?} is not a number"))
+}
+
+/// Runs `vmmctl dtb` with the arguments after `dtb`; returns what it prints.
+pub fn run(args: &[String]) -> Result<String, String> {
+    let mut platform = None;
+    let mut board = None;
+    let mut out = None;
+    let mut initrd_size: Option<u64> = None;
+    let mut nodes: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |opt: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{opt} needs a value\n{DTB_USAGE}"))
+        };
+        match a.as_str() {
+            "--board" => board = Some(value("--board")?),
+            "-o" | "--output" => out = Some(value("-o")?),
+            "--node" => nodes.push(value("--node")?),
+            "--initrd" | "--initrd-size" if initrd_size.is_some() => {
+                return Err(format!("give --initrd or --initrd-size once\n{DTB_USAGE}"));
+            }
+            "--initrd" => {
+                let file = value("--initrd")?;
+                let meta = fs::metadata(&file).map_err(|e| format!("{file}: {e}"))?;
+                initrd_size = Some(meta.len());
+            }
+            "--initrd-size" => initrd_size = Some(size(&value("--initrd-size")?)?),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}\n{DTB_USAGE}")),
+            _ if platform.is_none() => platform = Some(a.clone()),
+            _ => return Err(format!("unexpected argument {a:?}\n{DTB_USAGE}")),
+        }
+    }
+    let name = platform.ok_or_else(|| format!("missing platform name\n{DTB_USAGE}"))?;
+    let p = vmm_platform::by_name(&name).ok_or_else(|| {
+        let known: Vec<_> = vmm_platform::PLATFORMS.iter().map(|p| p.name).collect();
+        format!("unknown platform {name:?}; known: {}", known.join(", "))
+    })?;
+    let board = board.ok_or_else(|| format!("missing --board\n{DTB_USAGE}"))?;
+    let out = out.ok_or_else(|| format!("missing -o\n{DTB_USAGE}"))?;
+    let blob = fs::read(&board).map_err(|e| format!("{board}: {e}"))?;
+    let initrd = initrd_size.map(|n| Initrd::at_load_region(p, n));
+    let extra: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let Output { dtb, nodes, notes } = guest_dtb::build_with(p, &blob, initrd, &extra)
+        .map_err(|e| format!("{}: {board}: {e}", p.name))?;
+    fs::write(&out, &dtb).map_err(|e| format!("{out}: {e}"))?;
+
+    let mut s = format!(
+        "{out}: {} bytes, guest device tree of {} from {board}\n",
+        dtb.len(),
+        p.name
+    );
+    match initrd {
+        Some(i) => s.push_str(&format!("initrd: {}..{}\n", i.start, i.end)),
+        None => s.push_str("initrd: none\n"),
+    }
+    for n in &nodes {
+        s.push_str(&format!("copied: {n}\n"));
+    }
+    for n in &notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testdata(name: &str) -> String {
+        format!(
+            "{}/../../platform/testdata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dtb_writes_the_guest_tree() {
+        let dir = std::env::temp_dir().join(format!("vmmctl-dtb-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("orin.dtb");
+        let initrd = dir.join("initrd");
+        fs::write(&initrd, vec![0u8; 4096]).unwrap();
+        let board = testdata("tegra234-p3737-0000+p3701-0000.dtb");
+        let printed = run(&args(&[
+            "orin-agx",
+            "--board",
+            &board,
+            "--initrd",
+            initrd.to_str().unwrap(),
+            "--node",
+            "/bpmp",
+            "-o",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert!(
+            printed.contains("initrd: 0x9c000000..0x9c001000"),
+            "{printed}"
+        );
+        assert!(printed.contains("copied: /bpmp"), "{printed}");
+        assert!(
+            printed.contains("note: /bpmp: iommus left out"),
+            "{printed}"
+        );
+        let dtb = fs::read(&out).unwrap();
+        guest_dtb::verify(&dtb).unwrap();
+
+        let out = dir.join("qemu.dtb");
+        let board = testdata("qemu-virt-gicv3-smp4-2g.dtb");
+        let printed = run(&args(&[
+            "qemu-virt",
+            "--board",
+            &board,
+            "--initrd-size",
+            "0x10_0000",
+            "-o",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert!(
+            printed.contains("initrd: 0x48000000..0x48100000"),
+            "{printed}"
+        );
+        guest_dtb::verify(&fs::read(&out).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn dtb_reports_bad_input() {
+        let board = testdata("qemu-virt-gicv3-smp4-2g.dtb");
+        let e = run(&args(&["qemu-virt", "--board", &board])).unwrap_err();
+        assert!(e.contains("missing -o"), "{e}");
+        let e = run(&args(&["nope", "--board", &board, "-o", "/dev/null"])).unwrap_err();
+        assert!(e.contains("unknown platform"), "{e}");
+        let e = run(&args(&[
+            "qemu-virt",
+            "--board",
+            &board,
+            "--initrd-size",
+            "0x10000000",
+            "-o",
+            "/dev/null",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("initrd load region"), "{e}");
+        let e = run(&args(&["orin-agx", "--board", &board, "-o", "/dev/null"])).unwrap_err();
+        assert!(e.contains("/bus@0/hsp@3c00000"), "{e}");
+    }
+}
