@@ -872,7 +872,8 @@ impl<'a> Builder<'_, 'a> {
         // /psci
         let mut psci = ONode::new("psci");
         psci.strings("compatible", &["arm,psci-1.0", "arm,psci-0.2"])
-            .string("method", "hvc");
+            // seL4 takes a guest HVC as one of its own system calls and traps SMC to the VMM.
+            .string("method", "smc");
         root.child(psci);
 
         // /timer

@@ -24,7 +24,7 @@
 //!   (64-bit) when an initrd is given;
 //! * `/memory@…`: guest RAM only;
 //! * `/cpus` with one `cpu@n` per vCPU (`reg` = MPIDR Aff0 = n, `arm,armv8`, PSCI enable);
-//! * `/psci` (`arm,psci-1.0`, `arm,psci-0.2`, method `hvc`);
+//! * `/psci` (`arm,psci-1.0`, `arm,psci-0.2`, method `smc`: seL4 takes a guest HVC as one of its own system calls);
 //! * `/timer` (`arm,armv8-timer`, PPIs 13, 14, 11, 10);
 //! * `intc@<distributor>`: the emulated GICv3 (`#interrupt-cells` 3, `#address-cells` 0,
 //!   distributor + redistributor region, maintenance PPI 9), the root interrupt parent;

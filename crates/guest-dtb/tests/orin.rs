@@ -291,7 +291,7 @@ fn gic_pci_and_memory_follow_the_table() {
         assert_eq!(u64::from(dt.u32(&cpu, "reg")), Platform::mpidr(n));
         assert_eq!(dt.str(&cpu, "enable-method"), "psci");
     }
-    assert_eq!(dt.str("/psci", "method"), "hvc");
+    assert_eq!(dt.str("/psci", "method"), "smc");
     assert_eq!(
         dt.cells("/timer", "interrupts"),
         [1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4]

@@ -106,7 +106,7 @@ fn cpus_psci_and_timer() {
         dt.strs("/psci", "compatible"),
         ["arm,psci-1.0", "arm,psci-0.2"]
     );
-    assert_eq!(dt.str("/psci", "method"), "hvc");
+    assert_eq!(dt.str("/psci", "method"), "smc");
 
     assert_eq!(dt.str("/timer", "compatible"), "arm,armv8-timer");
     let irqs = dt.cells("/timer", "interrupts");
