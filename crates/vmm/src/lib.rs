@@ -154,8 +154,15 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
     /// console input, a received network frame. Interrupts the device raises go through the
     /// interrupt controller as usual; `vcpu` names the vCPU to blame in logs (vCPU 0).
     pub fn with_device_ctx<R>(&mut self, f: impl FnOnce(&mut DeviceCtx<'_>) -> R) -> R {
-        let mut lines = Lines { gic: &mut self.gic, hyp: &mut self.hyp };
-        let mut ctx = DeviceCtx { vcpu: VcpuId(0), mem: &self.mem, irq: &mut lines };
+        let mut lines = Lines {
+            gic: &mut self.gic,
+            hyp: &mut self.hyp,
+        };
+        let mut ctx = DeviceCtx {
+            vcpu: VcpuId(0),
+            mem: &self.mem,
+            irq: &mut lines,
+        };
         let r = f(&mut ctx);
         self.collect_wakeups();
         r
