@@ -34,7 +34,9 @@ pub const QEMU_VIRT: Platform = Platform {
         max_size: 0x0020_0000,
     },
     vcpus: 4,
-    bootargs: "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init",
+    // `quiet`: every console character is a trapped PL011 write, and a verbose boot log is
+    // most of a boot's exits; drop it to see the whole kernel log.
+    bootargs: "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init quiet",
     stdout_path: "/pl011@9000000",
     passthrough: &[],
     passthrough_irqs: &[],
