@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds vmm-bench (release) and runs it: instructions per exit under callgrind, time per exit,
+# the virtio data path against memcpy; writes bench/results.json and bench/results.md (with
+# bench/boot.json from bench/boot.sh folded in, if it exists).
+#
+# Usage: bench/run.sh [--quick] [--no-callgrind] [--baseline FILE] [--out DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v valgrind >/dev/null; then
+    echo "bench/run.sh: installing valgrind (instruction counts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+cargo build --release -p vmm-bench
+target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+exec "$target/release/vmm-bench" run --out bench "$@"
