@@ -31,7 +31,12 @@ pub struct Vcpu {
 impl Vcpu {
     /// A vCPU from its objects.
     pub fn new(tcb: cap::Tcb, vcpu: cap::VCpu) -> Self {
-        Vcpu { tcb, vcpu, regs: None, dirty: false }
+        Vcpu {
+            tcb,
+            vcpu,
+            regs: None,
+            dirty: false,
+        }
     }
 }
 
@@ -70,7 +75,14 @@ impl Sel4Hyp {
         ram: guest_mem::GuestRange,
         lrs: usize,
     ) -> Self {
-        Sel4Hyp { objs, vcpus, guest_vspace, ram, irqs: Vec::new(), lrs }
+        Sel4Hyp {
+            objs,
+            vcpus,
+            guest_vspace,
+            ram,
+            irqs: Vec::new(),
+            lrs,
+        }
     }
 
     fn regs(&mut self, v: VcpuId) -> Option<&mut sel4::UserContext> {
@@ -90,7 +102,9 @@ impl Sel4Hyp {
     /// Writes back registers the VMM changed, and forgets the cached copy (call before
     /// replying to the vCPU's fault).
     pub fn flush(&mut self, v: VcpuId) {
-        let Some(vcpu) = self.vcpus.get_mut(v.index()) else { return };
+        let Some(vcpu) = self.vcpus.get_mut(v.index()) else {
+            return;
+        };
         if let (Some(regs), true) = (vcpu.regs.as_mut(), vcpu.dirty) {
             if let Err(e) = vcpu.tcb.tcb_write_all_registers(false, regs) {
                 log::error!("[{v}] writing registers: {e:?}");
@@ -102,8 +116,14 @@ impl Sel4Hyp {
 
     fn map_run(&mut self, m: &Mapping) -> Result<(), AllocError> {
         let (frame_bp, frame_size) = match m.page {
-            PageSize::Large => (sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::LargePage), 1 << 21),
-            PageSize::Small => (sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage), 1 << 12),
+            PageSize::Large => (
+                sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::LargePage),
+                1 << 21,
+            ),
+            PageSize::Small => (
+                sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage),
+                1 << 12,
+            ),
         };
         let guest_attrs = match m.attrs {
             MemAttrs::NormalCacheable => VmAttributes::DEFAULT,
@@ -118,9 +138,18 @@ impl Sel4Hyp {
             let gpa = m.guest.0 + off;
             let frame = match m.source {
                 Source::AnyRam { .. } => self.objs.alloc_blueprint(frame_bp.clone())?,
-                Source::Physical(p) => self.objs.alloc_at((p.0 + off) as usize, frame_bp.clone())?,
+                Source::Physical(p) => {
+                    self.objs.alloc_at((p.0 + off) as usize, frame_bp.clone())?
+                }
             };
-            map_frame(&mut self.objs, self.guest_vspace, frame, gpa as usize, CapRights::all(), guest_attrs)?;
+            map_frame(
+                &mut self.objs,
+                self.guest_vspace,
+                frame,
+                gpa as usize,
+                CapRights::all(),
+                guest_attrs,
+            )?;
             if is_ram {
                 // The VMM's own view of guest RAM, for loading images and for DMA emulation.
                 let copy = self.objs.copy(frame)?;
@@ -174,15 +203,25 @@ impl Hypervisor for Sel4Hyp {
         }
     }
 
-    fn start_vcpu(&mut self, vcpu: VcpuId, entry: GuestPhysAddr, context: u64) -> Result<(), HypError> {
-        let v = self.vcpus.get_mut(vcpu.index()).ok_or(HypError::NoSuchVcpu(vcpu))?;
+    fn start_vcpu(
+        &mut self,
+        vcpu: VcpuId,
+        entry: GuestPhysAddr,
+        context: u64,
+    ) -> Result<(), HypError> {
+        let v = self
+            .vcpus
+            .get_mut(vcpu.index())
+            .ok_or(HypError::NoSuchVcpu(vcpu))?;
         let mut regs = sel4::UserContext::default();
         *regs.pc_mut() = entry.0;
         *regs.gpr_mut(0) = context;
         *regs.spsr_mut() = SPSR_EL1H_DAIF;
         v.regs = None;
         v.dirty = false;
-        v.tcb.tcb_write_all_registers(true, &mut regs).map_err(|e| kernel("TCB_WriteRegisters", e))
+        v.tcb
+            .tcb_write_all_registers(true, &mut regs)
+            .map_err(|e| kernel("TCB_WriteRegisters", e))
     }
 
     fn stop_vcpu(&mut self, vcpu: VcpuId) {
@@ -203,7 +242,10 @@ impl Hypervisor for Sel4Hyp {
         if lr >= self.lrs {
             return Err(HypError::NoSuchListRegister { vcpu, lr });
         }
-        let v = self.vcpus.get(vcpu.index()).ok_or(HypError::NoSuchVcpu(vcpu))?;
+        let v = self
+            .vcpus
+            .get(vcpu.index())
+            .ok_or(HypError::NoSuchVcpu(vcpu))?;
         // seL4 takes the 5-bit priority a list register holds.
         v.vcpu
             .vcpu_inject_irq(irq.intid as u16, irq.priority >> 3, irq.group, lr as u8)
@@ -227,7 +269,8 @@ impl Hypervisor for Sel4Hyp {
     }
 
     fn map(&mut self, mapping: &Mapping) -> Result<(), HypError> {
-        self.map_run(mapping).map_err(|e| alloc_err(mapping.name, e))
+        self.map_run(mapping)
+            .map_err(|e| alloc_err(mapping.name, e))
     }
 }
 

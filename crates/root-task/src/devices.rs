@@ -41,12 +41,11 @@ impl ConsoleSink for DebugOut {
 pub struct Devices {
     uart: Option<SharedPl011<LineWriter<DebugOut>>>,
     pci: SharedPciBus,
-    /// Console input for hvc0 (seL4 has no debug input: nothing feeds it on QEMU yet).
-    pub hvc_input: InputQueue,
 }
 
-/// Why the devices could not be set up.
+/// Why the devices could not be set up (printed with `Debug` in the setup error).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum DeviceError {
     /// Two devices' windows overlap.
     Bus(mmio_bus::BusError),
@@ -62,21 +61,39 @@ impl Devices {
         let mut bus = MmioBus::new();
         let mut uart = None;
         if let Some(u) = p.uart {
-            let dev = SharedPl011::new(Pl011::new(u.spi.intid(), LineWriter::guest("ttyAMA0", DebugOut)));
-            bus.add("pl011", GuestRange::new(u.base.0, pl011::REGION_SIZE), dev.device()).map_err(DeviceError::Bus)?;
+            let dev = SharedPl011::new(Pl011::new(
+                u.spi.intid(),
+                LineWriter::guest("ttyAMA0", DebugOut),
+            ));
+            bus.add(
+                "pl011",
+                GuestRange::new(u.base.0, pl011::REGION_SIZE),
+                dev.device(),
+            )
+            .map_err(DeviceError::Bus)?;
             uart = Some(dev);
         }
 
         let pci = SharedPciBus::new(PciBus::new(p.pci, p.ram.range));
+        // Console input for hvc0: seL4 has no debug input, so on QEMU nothing feeds it yet.
         let hvc_input = InputQueue::new(4096);
-        pci.add(Box::new(VirtioConsole::new(LineWriter::guest("hvc0", DebugOut), hvc_input.clone())))
+        pci.add(Box::new(VirtioConsole::new(
+            LineWriter::guest("hvc0", DebugOut),
+            hvc_input.clone(),
+        )))
+        .map_err(DeviceError::Pci)?;
+        pci.add(Box::new(VirtioBlk::new(Vec::from(disk), "vmm-disk0")))
             .map_err(DeviceError::Pci)?;
-        pci.add(Box::new(VirtioBlk::new(Vec::from(disk), "vmm-disk0"))).map_err(DeviceError::Pci)?;
-        pci.add(Box::new(VirtioNet::new(GUEST_MAC, ArpIcmpResponder::new(VMM_MAC, VMM_IP))))
-            .map_err(DeviceError::Pci)?;
-        bus.add("pci-ecam", p.pci.ecam, pci.ecam_device()).map_err(DeviceError::Bus)?;
-        bus.add("pci-mmio", p.pci.mmio, pci.mmio_device()).map_err(DeviceError::Bus)?;
-        Ok((gic, bus, Devices { uart, pci, hvc_input }))
+        pci.add(Box::new(VirtioNet::new(
+            GUEST_MAC,
+            ArpIcmpResponder::new(VMM_MAC, VMM_IP),
+        )))
+        .map_err(DeviceError::Pci)?;
+        bus.add("pci-ecam", p.pci.ecam, pci.ecam_device())
+            .map_err(DeviceError::Bus)?;
+        bus.add("pci-mmio", p.pci.mmio, pci.mmio_device())
+            .map_err(DeviceError::Bus)?;
+        Ok((gic, bus, Devices { uart, pci }))
     }
 
     /// Emits partial console lines (before the VM's exit report).

@@ -66,7 +66,13 @@ const VCPU_PRIORITY: sel4::Word = 100;
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     logger::init();
     let p = PLATFORM;
-    log::info!("vmm: platform {} with {} vCPUs, {} MiB RAM at {}", p.name, p.vcpus, p.ram.range.size >> 20, p.ram.range.base);
+    log::info!(
+        "vmm: platform {} with {} vCPUs, {} MiB RAM at {}",
+        p.name,
+        p.vcpus,
+        p.ram.range.size >> 20,
+        p.ram.range.base
+    );
     match run(bootinfo, p) {
         Ok(event) => log::info!("vmm: guest ended ({event:?})"),
         Err(e) => log::error!("vmm: {e}"),
@@ -93,14 +99,26 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     let mut objs = Objects::new(bootinfo);
     log::info!("vmm: {} MiB of untyped RAM", objs.free_ram() >> 20);
 
-    let fault_ep = objs.alloc::<cap_type::Endpoint>().map_err(fail("fault endpoint"))?;
+    let fault_ep = objs
+        .alloc::<cap_type::Endpoint>()
+        .map_err(fail("fault endpoint"))?;
     let fault_ep_slot = fault_ep.bits() as usize;
-    let irq_ntfn = objs.alloc::<cap_type::Notification>().map_err(fail("irq notification"))?;
-    init_thread::slot::TCB.cap().tcb_bind_notification(irq_ntfn).map_err(fail("bind notification"))?;
+    let irq_ntfn = objs
+        .alloc::<cap_type::Notification>()
+        .map_err(fail("irq notification"))?;
+    init_thread::slot::TCB
+        .cap()
+        .tcb_bind_notification(irq_ntfn)
+        .map_err(fail("bind notification"))?;
 
     // The guest's address space.
-    let vspace = objs.alloc::<cap_type::VSpace>().map_err(fail("guest vspace"))?;
-    init_thread::slot::ASID_POOL.cap().asid_pool_assign(vspace).map_err(fail("asid"))?;
+    let vspace = objs
+        .alloc::<cap_type::VSpace>()
+        .map_err(fail("guest vspace"))?;
+    init_thread::slot::ASID_POOL
+        .cap()
+        .asid_pool_assign(vspace)
+        .map_err(fail("asid"))?;
 
     // List registers: counted on a VCPU object that never runs.
     let probe = objs.alloc::<cap_type::VCpu>().map_err(fail("probe vcpu"))?;
@@ -122,18 +140,31 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
         hypervisor::Hypervisor::map(&mut hyp, m).map_err(fail("stage-2 mapping"))?;
     }
     let (small, large) = plan.bytes_by_page_size();
-    log::info!("vmm: stage 2 mapped: {} MiB in 2 MiB blocks, {} KiB in 4 KiB pages", large >> 20, small >> 10);
+    log::info!(
+        "vmm: stage 2 mapped: {} MiB in 2 MiB blocks, {} KiB in 4 KiB pages",
+        large >> 20,
+        small >> 10
+    );
 
     // Pass-through interrupts.
     for (n, irq) in p.passthrough_irqs.iter().enumerate() {
         let slot = hyp.objs.slot().map_err(fail("irq slot"))?;
         init_thread::slot::IRQ_CONTROL
             .cap()
-            .irq_control_get_trigger(irq.spi.intid() as sel4::Word, irq.trigger == vmm_platform::Trigger::Edge, &Objects::path(slot))
+            .irq_control_get_trigger(
+                irq.spi.intid() as sel4::Word,
+                irq.trigger == vmm_platform::Trigger::Edge,
+                &Objects::path(slot),
+            )
             .map_err(fail("IRQControl_GetTrigger"))?;
-        let badged = hyp.objs.mint(irq_ntfn.bits() as usize, IRQ_BADGE | (1 << n)).map_err(fail("irq badge"))?;
+        let badged = hyp
+            .objs
+            .mint(irq_ntfn.bits() as usize, IRQ_BADGE | (1 << n))
+            .map_err(fail("irq badge"))?;
         let handler = Objects::cap::<cap_type::IrqHandler>(slot);
-        handler.irq_handler_set_notification(Objects::cap(badged)).map_err(fail("IRQHandler_SetNotification"))?;
+        handler
+            .irq_handler_set_notification(Objects::cap(badged))
+            .map_err(fail("IRQHandler_SetNotification"))?;
         hyp.irqs.push((irq.spi.intid(), handler));
     }
 
@@ -141,14 +172,22 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     // and nothing else in the root task uses that window.
     let mem = unsafe { GuestMemory::from_raw(ram.base, hyp.ram_ptr(), ram.size) };
     let entry = loader::load_kernel(&mem, p.kernel, images::KERNEL).map_err(fail("kernel"))?;
-    let initrd = loader::load_blob(&mem, p.initrd, "initrd", images::INITRD).map_err(fail("initrd"))?;
+    let initrd =
+        loader::load_blob(&mem, p.initrd, "initrd", images::INITRD).map_err(fail("initrd"))?;
     let dtb = loader::load_blob(&mem, p.dtb, "dtb", images::DTB).map_err(fail("dtb"))?;
-    log::info!("vmm: kernel at {entry}, initrd {}+{:#x}, dtb {}+{:#x}", initrd.base, initrd.size, dtb.base, dtb.size);
+    log::info!(
+        "vmm: kernel at {entry}, initrd {}+{:#x}, dtb {}+{:#x}",
+        initrd.base,
+        initrd.size,
+        dtb.base,
+        dtb.size
+    );
 
     let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).map_err(fail("devices"))?;
     let mut vm = Vm::new(hyp, gic, bus, mem, p.vcpus);
     vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
-    vm.boot(entry, GuestPhysAddr(dtb.base.0)).map_err(fail("boot vcpu0"))?;
+    vm.boot(entry, GuestPhysAddr(dtb.base.0))
+        .map_err(fail("boot vcpu0"))?;
     log::info!("vmm: vcpu0 started");
 
     Ok(event_loop(&mut vm, fault_ep, &mut devs, p))
@@ -168,9 +207,11 @@ fn make_vcpu(
     // A two-slot CNode: slot 1 is the fault endpoint badged with the vCPU index.
     let cnode_slot = objs.alloc_blueprint(sel4::ObjectBlueprint::CNode { size_bits: 1 })?;
     let cnode = Objects::cap::<cap_type::CNode>(cnode_slot);
-    cnode
-        .absolute_cptr_from_bits_with_depth(1, 1)
-        .mint(&Objects::path(fault_ep_slot), sel4::CapRights::all(), sel4::Word::from(i))?;
+    cnode.absolute_cptr_from_bits_with_depth(1, 1).mint(
+        &Objects::path(fault_ep_slot),
+        sel4::CapRights::all(),
+        sel4::Word::from(i),
+    )?;
     tcb.tcb_configure(
         sel4::CPtr::from_bits(1),
         cnode,
@@ -213,7 +254,9 @@ fn event_loop(
             for n in 0..p.passthrough_irqs.len() {
                 if badge & (1 << n) != 0 {
                     if let Some(irq) = p.passthrough_irqs.get(n) {
-                        vm.handle(Event::Irq { intid: irq.spi.intid() });
+                        vm.handle(Event::Irq {
+                            intid: irq.spi.intid(),
+                        });
                     }
                 }
             }
@@ -222,10 +265,24 @@ fn event_loop(
         let vcpu = VcpuId(badge as u8);
         let fault = sel4::with_ipc_buffer(|ib| sel4::Fault::new(ib, &info));
         let event = match fault {
-            sel4::Fault::VmFault(f) => Event::Exit { vcpu, esr: Esr(f.fsr()), ipa: GuestPhysAddr(f.addr()) },
-            sel4::Fault::VCpuFault(f) => Event::Exit { vcpu, esr: Esr(f.hsr()), ipa: GuestPhysAddr(0) },
-            sel4::Fault::VGicMaintenance(f) => Event::Maintenance { vcpu, lr: f.idx().map(|i| i as usize) },
-            sel4::Fault::VPpiEvent(f) => Event::Vppi { vcpu, intid: f.irq() as u32 },
+            sel4::Fault::VmFault(f) => Event::Exit {
+                vcpu,
+                esr: Esr(f.fsr()),
+                ipa: GuestPhysAddr(f.addr()),
+            },
+            sel4::Fault::VCpuFault(f) => Event::Exit {
+                vcpu,
+                esr: Esr(f.hsr()),
+                ipa: GuestPhysAddr(0),
+            },
+            sel4::Fault::VGicMaintenance(f) => Event::Maintenance {
+                vcpu,
+                lr: f.idx().map(|i| i as usize),
+            },
+            sel4::Fault::VPpiEvent(f) => Event::Vppi {
+                vcpu,
+                intid: f.irq() as u32,
+            },
             sel4::Fault::UnknownSyscall(_) => {
                 // A guest HVC: seL4 restarts at the HVC itself, so step over it first.
                 hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
@@ -241,7 +298,9 @@ fn event_loop(
         match reply {
             // WFI does not trap (KernelArmDisableWFIWFETraps), so an idle reply only comes
             // from CPU_SUSPEND: resume at once, the guest's WFI waits in hardware.
-            Reply::Resume | Reply::Idle => sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0))),
+            Reply::Resume | Reply::Idle => {
+                sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)))
+            }
             Reply::Stopped | Reply::Nothing => {}
             Reply::Shutdown(event) => {
                 devs.flush_console();

@@ -9,8 +9,9 @@ use sel4::{
     AbsoluteCPtr, CapTypeForObjectOfFixedSize, ObjectBlueprint, cap, cap_type, init_thread,
 };
 
-/// Why an allocation failed.
+/// Why an allocation failed (printed with `Debug` in the setup error).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum AllocError {
     /// No empty slot left in the root CNode.
     NoSlots,
@@ -59,7 +60,10 @@ impl Objects {
                 watermark: 0,
             })
             .collect();
-        Objects { slots: bootinfo.empty().range(), untypeds }
+        Objects {
+            slots: bootinfo.empty().range(),
+            untypeds,
+        }
     }
 
     /// Bytes of normal (non-device) untyped memory not handed out yet.
@@ -78,16 +82,17 @@ impl Objects {
 
     /// The absolute path of root-CNode slot `slot`.
     pub fn path(slot: usize) -> AbsoluteCPtr {
-        init_thread::slot::CNODE.cap().absolute_cptr(init_thread::Slot::<cap_type::Null>::from_index(slot).cptr())
+        init_thread::slot::CNODE
+            .cap()
+            .absolute_cptr(init_thread::Slot::<cap_type::Null>::from_index(slot).cptr())
     }
 
-    fn retype(
-        &mut self,
-        ut: usize,
-        blueprint: &ObjectBlueprint,
-    ) -> Result<usize, AllocError> {
+    fn retype(&mut self, ut: usize, blueprint: &ObjectBlueprint) -> Result<usize, AllocError> {
         let slot = self.slot()?;
-        let u = self.untypeds.get_mut(ut).ok_or(AllocError::NoMemory { size_bits: 0 })?;
+        let u = self
+            .untypeds
+            .get_mut(ut)
+            .ok_or(AllocError::NoMemory { size_bits: 0 })?;
         u.cap.untyped_retype(
             blueprint,
             &init_thread::slot::CNODE.cap().absolute_cptr_for_self(),
@@ -136,18 +141,33 @@ impl Objects {
             .untypeds
             .iter()
             .position(|u| paddr >= u.paddr && paddr + size <= u.paddr + (1 << u.size_bits))
-            .ok_or(AllocError::NotCovered { paddr, size_bits: bits })?;
+            .ok_or(AllocError::NotCovered {
+                paddr,
+                size_bits: bits,
+            })?;
         let target = paddr - self.untypeds[ut].paddr;
         if self.untypeds[ut].watermark > target {
-            return Err(AllocError::NotCovered { paddr, size_bits: bits });
+            return Err(AllocError::NotCovered {
+                paddr,
+                size_bits: bits,
+            });
         }
         // Pad up to `target` with the largest naturally aligned untypeds that fit.
         while self.untypeds[ut].watermark < target {
             let wm = self.untypeds[ut].watermark;
             let gap = target - wm;
-            let align_bits = if wm == 0 { usize::BITS - 1 } else { wm.trailing_zeros() } as usize;
+            let align_bits = if wm == 0 {
+                usize::BITS - 1
+            } else {
+                wm.trailing_zeros()
+            } as usize;
             let pad_bits = align_bits.min(gap.ilog2() as usize).max(4);
-            self.retype(ut, &ObjectBlueprint::Untyped { size_bits: pad_bits })?;
+            self.retype(
+                ut,
+                &ObjectBlueprint::Untyped {
+                    size_bits: pad_bits,
+                },
+            )?;
         }
         self.retype(ut, &blueprint)
     }
