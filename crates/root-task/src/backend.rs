@@ -105,10 +105,10 @@ impl Sel4Hyp {
         let Some(vcpu) = self.vcpus.get_mut(v.index()) else {
             return;
         };
-        if let (Some(regs), true) = (vcpu.regs.as_mut(), vcpu.dirty) {
-            if let Err(e) = vcpu.tcb.tcb_write_all_registers(false, regs) {
-                log::error!("[{v}] writing registers: {e:?}");
-            }
+        if let (Some(regs), true) = (vcpu.regs.as_mut(), vcpu.dirty)
+            && let Err(e) = vcpu.tcb.tcb_write_all_registers(false, regs)
+        {
+            log::error!("[{v}] writing registers: {e:?}");
         }
         vcpu.regs = None;
         vcpu.dirty = false;
@@ -137,10 +137,8 @@ impl Sel4Hyp {
         while off < m.size {
             let gpa = m.guest.0 + off;
             let frame = match m.source {
-                Source::AnyRam { .. } => self.objs.alloc_blueprint(frame_bp.clone())?,
-                Source::Physical(p) => {
-                    self.objs.alloc_at((p.0 + off) as usize, frame_bp.clone())?
-                }
+                Source::AnyRam { .. } => self.objs.alloc_blueprint(frame_bp)?,
+                Source::Physical(p) => self.objs.alloc_at((p.0 + off) as usize, frame_bp)?,
             };
             map_frame(
                 &mut self.objs,
@@ -253,18 +251,18 @@ impl Hypervisor for Sel4Hyp {
     }
 
     fn ack_vppi(&mut self, vcpu: VcpuId, intid: u32) {
-        if let Some(v) = self.vcpus.get(vcpu.index()) {
-            if let Err(e) = v.vcpu.vcpu_ack_vppi(intid as sel4::Word) {
-                log::error!("[{vcpu}] VCPU_AckVPPI({intid}): {e:?}");
-            }
+        if let Some(v) = self.vcpus.get(vcpu.index())
+            && let Err(e) = v.vcpu.vcpu_ack_vppi(intid as sel4::Word)
+        {
+            log::error!("[{vcpu}] VCPU_AckVPPI({intid}): {e:?}");
         }
     }
 
     fn ack_irq(&mut self, intid: u32) {
-        if let Some((_, h)) = self.irqs.iter().find(|(i, _)| *i == intid) {
-            if let Err(e) = h.irq_handler_ack() {
-                log::error!("IRQHandler_Ack({intid}): {e:?}");
-            }
+        if let Some((_, h)) = self.irqs.iter().find(|(i, _)| *i == intid)
+            && let Err(e) = h.irq_handler_ack()
+        {
+            log::error!("IRQHandler_Ack({intid}): {e:?}");
         }
     }
 

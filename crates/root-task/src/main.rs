@@ -215,7 +215,7 @@ fn make_vcpu(
     tcb.tcb_configure(
         sel4::CPtr::from_bits(1),
         cnode,
-        CNodeCapData::new(0, (sel4::WORD_SIZE - 1) as usize),
+        CNodeCapData::new(0, (sel4::WORD_SIZE - 1)),
         vspace,
         0,
         init_thread::slot::NULL.cap().cast(),
@@ -247,17 +247,17 @@ fn event_loop(
     loop {
         let (info, badge) = fault_ep.recv(());
         events += 1;
-        if PROGRESS_EVERY != 0 && events % PROGRESS_EVERY == 0 {
+        if PROGRESS_EVERY != 0 && events.is_multiple_of(PROGRESS_EVERY) {
             sel4::debug_println!("vmm: {events} events\n{}", vm.stats);
         }
         if badge & IRQ_BADGE != 0 {
             for n in 0..p.passthrough_irqs.len() {
-                if badge & (1 << n) != 0 {
-                    if let Some(irq) = p.passthrough_irqs.get(n) {
-                        vm.handle(Event::Irq {
-                            intid: irq.spi.intid(),
-                        });
-                    }
+                if badge & (1 << n) != 0
+                    && let Some(irq) = p.passthrough_irqs.get(n)
+                {
+                    vm.handle(Event::Irq {
+                        intid: irq.spi.intid(),
+                    });
                 }
             }
             continue;
