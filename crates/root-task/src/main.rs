@@ -215,7 +215,7 @@ fn make_vcpu(
     tcb.tcb_configure(
         sel4::CPtr::from_bits(1),
         cnode,
-        CNodeCapData::new(0, (sel4::WORD_SIZE - 1)),
+        CNodeCapData::new(0, sel4::WORD_SIZE - 1),
         vspace,
         0,
         init_thread::slot::NULL.cap().cast(),
