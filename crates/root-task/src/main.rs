@@ -127,6 +127,9 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
 
     // vCPUs: a TCB and a VCPU each; each thread's CSpace holds only its badged fault
     // endpoint, so a guest HVC taken as a system call can reach nothing else.
+    // With a core to spare, the VMM takes the last one for itself: a vCPU that shares its core
+    // with the VMM is descheduled at every other vCPU's exit.
+    dedicate_last_core(p.vcpus).map_err(fail("VMM affinity"))?;
     let mut vcpus = Vec::new();
     for i in 0..p.vcpus {
         vcpus.push(make_vcpu(&mut objs, i, fault_ep_slot, vspace).map_err(fail("vcpu"))?);
@@ -230,6 +233,22 @@ fn make_vcpu(
 fn set_affinity(tcb: sel4::cap::Tcb, i: u8) -> sel4::Result<()> {
     let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
     tcb.tcb_set_affinity(sel4::Word::from(i) % nodes)
+}
+
+/// Moves the root task to the last core when there are more cores than vCPUs.
+#[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
+fn dedicate_last_core(vcpus: u8) -> sel4::Result<()> {
+    let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
+    if nodes > sel4::Word::from(vcpus) {
+        init_thread::slot::TCB.cap().tcb_set_affinity(nodes - 1)?;
+        log::info!("vmm: running on core {} of its own", nodes - 1);
+    }
+    Ok(())
+}
+
+#[sel4::sel4_cfg(MAX_NUM_NODES = "1")]
+fn dedicate_last_core(_vcpus: u8) -> sel4::Result<()> {
+    Ok(())
 }
 
 #[sel4::sel4_cfg(MAX_NUM_NODES = "1")]
