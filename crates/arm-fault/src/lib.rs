@@ -168,27 +168,35 @@ impl fmt::Display for DecodeError {
 
 /// Decodes an exit from its syndrome and, for aborts, the faulting IPA (seL4 combines
 /// HPFAR_EL2 and FAR_EL2 into it; see [`ipa_from_hpfar`]).
+#[inline]
 pub fn decode(esr: Esr, ipa: GuestPhysAddr) -> Result<Exit, DecodeError> {
     use ESR_EL2::EC::Value as Ec;
-    let reg = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr.0);
+    // The classes as plain numbers: a match on them is a jump table, where `read_as_enum`
+    // first searches every class aarch64-cpu defines.
+    const DABT: u8 = Ec::DataAbortLowerEL as u8;
+    const IABT: u8 = Ec::InstrAbortLowerEL as u8;
+    const WFX: u8 = Ec::TrappedWFIorWFE as u8;
+    const HVC: u8 = Ec::HVC64 as u8;
+    const SMC: u8 = Ec::SMC64 as u8;
+    const MSR: u8 = Ec::TrappedMsrMrs as u8;
     let iss = u64::from(esr.iss());
-    let exit = match reg.read_as_enum(ESR_EL2::EC) {
-        Some(Ec::DataAbortLowerEL) => return decode_data_abort(esr, iss, ipa),
-        Some(Ec::InstrAbortLowerEL) => Exit::InstructionAbort {
+    let exit = match esr.ec() {
+        DABT => return decode_data_abort(esr, iss, ipa),
+        IABT => Exit::InstructionAbort {
             ipa,
             ifsc: (iss & 0x3f) as u8,
         },
         // TI: 0b00 WFI, 0b01 WFE, 0b10 WFIT, 0b11 WFET.
-        Some(Ec::TrappedWFIorWFE) => {
+        WFX => {
             if iss & 1 == 0 {
                 Exit::Wfi
             } else {
                 Exit::Wfe
             }
         }
-        Some(Ec::HVC64) => Exit::Hvc { imm: iss as u16 },
-        Some(Ec::SMC64) => Exit::Smc { imm: iss as u16 },
-        Some(Ec::TrappedMsrMrs) => Exit::SysReg(decode_sysreg(iss)),
+        HVC => Exit::Hvc { imm: iss as u16 },
+        SMC => Exit::Smc { imm: iss as u16 },
+        MSR => Exit::SysReg(decode_sysreg(iss)),
         _ => Exit::Other {
             ec: esr.ec(),
             iss: esr.iss(),
@@ -197,6 +205,7 @@ pub fn decode(esr: Esr, ipa: GuestPhysAddr) -> Result<Exit, DecodeError> {
     Ok(exit)
 }
 
+#[inline]
 fn decode_data_abort(esr: Esr, iss: u64, ipa: GuestPhysAddr) -> Result<Exit, DecodeError> {
     let d = LocalRegisterCopy::<u64, DABT_ISS::Register>::new(iss);
     if d.is_set(DABT_ISS::EA) || d.is_set(DABT_ISS::S1PTW) {
@@ -219,6 +228,7 @@ fn decode_data_abort(esr: Esr, iss: u64, ipa: GuestPhysAddr) -> Result<Exit, Dec
     Ok(Exit::DataAbort { ipa, access })
 }
 
+#[inline]
 fn decode_sysreg(iss: u64) -> SysRegAccess {
     let s = LocalRegisterCopy::<u64, SYSREG_ISS::Register>::new(iss);
     SysRegAccess {

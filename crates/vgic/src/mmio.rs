@@ -104,6 +104,7 @@ fn id_reg(off: u64, ids: &[u32; 12]) -> Option<Reg> {
 
 impl Vgic {
     /// The frame and offset of `addr`, if it is in one of the vGIC's windows.
+    #[inline]
     pub(crate) fn locate(&self, addr: GuestPhysAddr) -> Option<(Frame, u64)> {
         if let Some(off) = addr.0.checked_sub(self.dist)
             && off < GICD_SIZE
@@ -130,6 +131,7 @@ impl Vgic {
         (n >= 1 && n <= self.it_lines).then_some(Loc::Spi(n))
     }
 
+    #[inline]
     fn decode(&self, frame: Frame, off: u64) -> Option<(Reg, Widths)> {
         match frame {
             Frame::Dist => self.decode_gicd(off),
@@ -235,6 +237,7 @@ impl Vgic {
     }
 
     /// Checks width and alignment, and decodes.
+    #[inline]
     fn access(&self, frame: Frame, off: u64, size: AccessSize) -> Result<Reg, MmioError> {
         let (reg, widths) = self.decode(frame, off).ok_or(MmioError::NoRegister)?;
         if !widths.allows(size) || !off.is_multiple_of(size.bytes()) {
@@ -243,6 +246,7 @@ impl Vgic {
         Ok(reg)
     }
 
+    #[inline]
     pub(crate) fn read(&self, frame: Frame, off: u64, size: AccessSize) -> Result<u64, MmioError> {
         let reg = self.access(frame, off, size)?;
         Ok(match reg {
@@ -280,19 +284,20 @@ impl Vgic {
         } & size.mask())
     }
 
+    #[inline]
     pub(crate) fn write(
         &mut self,
         frame: Frame,
         off: u64,
         size: AccessSize,
         value: u64,
-    ) -> Result<(), MmioError> {
+    ) -> Result<bool, MmioError> {
         let reg = self.access(frame, off, size)?;
         match reg {
             Reg::DistCtlr => self.grp1 = value as u32 & gicd::CTLR_ENABLE_G1A != 0,
             Reg::Const(_) | Reg::RdTyper(_) => return Err(MmioError::ReadOnly),
-            Reg::RazWi | Reg::Router(None) => {}
-            Reg::Bits(reg, loc) => self.write_bits(reg, loc, value as u32),
+            Reg::RazWi | Reg::Router(None) => return Ok(false),
+            Reg::Bits(reg, loc) => return Ok(self.write_bits(reg, loc, value as u32)),
             Reg::Priority(loc, first) => {
                 for i in 0..size.bytes() as u32 {
                     let byte = (value >> (8 * i)) as u8;
@@ -317,7 +322,7 @@ impl Vgic {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn read_bits(&self, reg: BitReg, loc: Option<Loc>) -> u32 {
@@ -332,20 +337,24 @@ impl Vgic {
         }
     }
 
-    fn write_bits(&mut self, reg: BitReg, loc: Option<Loc>, value: u32) {
+    /// Returns true when a bit changed.
+    fn write_bits(&mut self, reg: BitReg, loc: Option<Loc>, value: u32) -> bool {
         let Some(b) = loc.and_then(|l| self.loc_block_mut(l)) else {
-            return;
+            return false;
         };
         let v = value & b.implemented;
-        match reg {
-            BitReg::Group => {}
-            BitReg::SetEnable => b.enabled |= v,
-            BitReg::ClearEnable => b.enabled &= !v,
-            BitReg::SetPending => b.latch |= v,
-            BitReg::ClearPending => b.latch &= !v,
-            BitReg::SetActive => b.active |= v,
-            BitReg::ClearActive => b.active &= !v,
-        }
+        let field = match reg {
+            BitReg::Group => return false,
+            BitReg::SetEnable | BitReg::ClearEnable => &mut b.enabled,
+            BitReg::SetPending | BitReg::ClearPending => &mut b.latch,
+            BitReg::SetActive | BitReg::ClearActive => &mut b.active,
+        };
+        let old = *field;
+        *field = match reg {
+            BitReg::SetEnable | BitReg::SetPending | BitReg::SetActive => old | v,
+            _ => old & !v,
+        };
+        *field != old
     }
 
     fn read_priority(&self, loc: Option<Loc>, intid: u32) -> u8 {

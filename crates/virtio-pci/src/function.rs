@@ -245,7 +245,6 @@ impl Function {
     /// Reads the configuration dword at `reg` (a multiple of 4). Reading `pci_cfg_data`
     /// performs the BAR read the capability describes.
     pub(crate) fn read_dword(&mut self, reg: u16) -> u32 {
-        let (class, subclass, prog_if) = self.transport.device().device_type().pci_class();
         match reg {
             0x00 => {
                 let id = DEVICE_ID_BASE + self.transport.device().device_type().id();
@@ -258,7 +257,10 @@ impl Function {
                 }
                 u32::from(self.command) | (u32::from(status) << 16)
             }
-            0x08 => u32::from_le_bytes([REVISION, prog_if, subclass, class]),
+            0x08 => {
+                let (class, subclass, prog_if) = self.transport.device().device_type().pci_class();
+                u32::from_le_bytes([REVISION, prog_if, subclass, class])
+            }
             0x0c => u32::from_le_bytes([self.cache_line, self.latency, 0, 0]),
             0x10..=0x27 => self.bar_reg(((reg - 0x10) / 4) as u8),
             0x2c => u32::from(VENDOR_ID) | (u32::from(SUBSYSTEM_ID) << 16),

@@ -317,14 +317,18 @@ impl PciBus {
         let Some(f) = self.functions.get_mut(slot) else {
             return Ok(size.mask());
         };
+        let intx = f.intx();
         let dword = if reg < 0x100 {
             f.read_dword(reg & !3)
         } else {
             0
         };
+        let changed = f.intx() != intx;
         let v = (u64::from(dword) >> ((reg & 3) * 8)) & size.mask();
         // Reading pci_cfg_data may have read (and cleared) the ISR.
-        self.update_lines(ctx.irq);
+        if changed {
+            self.update_lines(ctx.irq);
+        }
         Ok(v)
     }
 

@@ -528,13 +528,17 @@ impl Transport {
             self.refuse(Refusal::NotifyWhileNeedsReset);
             return;
         }
-        let pending: Vec<u16> = (0..self.device.num_queues())
-            .filter(|&i| {
-                self.queues
-                    .get(usize::from(i))
-                    .is_some_and(|q| q.enabled() && q.pending())
-            })
-            .collect();
+        // Queues whose last round ran out of budget, before this round starts (`run` is called
+        // after every guest exit: no allocation when, as nearly always, there are none).
+        let pending = |q: &Virtqueue| q.enabled() && q.pending();
+        let any_pending = work == Work::Poll && self.queues.iter().any(pending);
+        let pending: Vec<u16> = if any_pending {
+            (0..self.device.num_queues())
+                .filter(|&i| self.queues.get(usize::from(i)).is_some_and(pending))
+                .collect()
+        } else {
+            Vec::new()
+        };
         for q in &mut self.queues {
             q.begin_round();
         }
