@@ -56,6 +56,10 @@ step "root task"
     cd "$repo/crates/root-task"
     export VMM_GUEST_KERNEL=$img/Image VMM_GUEST_INITRD=$img/initramfs.cpio.gz
     export VMM_GUEST_DTB=$out/guest.dtb VMM_GUEST_DISK=$img/disk.img VMM_LOG=$log_level
+    # QEMU runs each seL4 core as a host thread: with fewer host CPUs than guest vCPUs, the
+    # vCPUs share this machine's CPU count of seL4 cores (see support/sel4/README.md).
+    export VMM_CORES=${VMM_CORES:-$(($(nproc) < 4 ? $(nproc) : 4))}
+    echo "VMM_CORES=$VMM_CORES (vCPUs spread over this many seL4 cores)"
     export RUST_TARGET_PATH=$RUST_SEL4/support/targets RUSTFLAGS="-Zunstable-options"
     cargo build --release --no-default-features --features "$feature" \
         -Z build-std=core,alloc,compiler_builtins -Z build-std-features=compiler-builtins-mem \

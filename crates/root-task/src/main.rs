@@ -59,6 +59,16 @@ const fn parse_u64(s: &str) -> u64 {
     v
 }
 
+/// How many cores the VMM spreads vCPUs over, set at build time with `VMM_CORES=N` (default
+/// and upper bound: the kernel's `MAX_NUM_NODES`). An emulator with fewer host CPUs than
+/// guest vCPUs (QEMU TCG on a 2-core CI machine) runs faster with vCPUs folded onto fewer
+/// cores: an seL4 core with nothing to run sleeps in WFI, while one whose vCPU spins on a lock
+/// or on the kernel lock keeps a host CPU busy.
+const CORES_WANTED: u64 = match option_env!("VMM_CORES") {
+    Some(s) => parse_u64(s),
+    None => 0,
+};
+
 /// vCPU threads' priority; the VMM (root task) keeps the maximum.
 const VCPU_PRIORITY: sel4::Word = 100;
 
@@ -228,17 +238,29 @@ fn make_vcpu(
     Ok(Vcpu::new(tcb, vcpu))
 }
 
+/// The cores vCPUs run on: `VMM_CORES` if set (at least 1), at most the kernel's nodes.
+#[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
+fn cores() -> sel4::Word {
+    let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
+    match CORES_WANTED {
+        0 => nodes,
+        n => n.min(nodes),
+    }
+}
+
 /// vCPU `i` runs on core `i` (modulo the core count).
 #[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
 fn set_affinity(tcb: sel4::cap::Tcb, i: u8) -> sel4::Result<()> {
-    let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
-    tcb.tcb_set_affinity(sel4::Word::from(i) % nodes)
+    tcb.tcb_set_affinity(sel4::Word::from(i) % cores())
 }
 
 /// Moves the root task to the last core when there are more cores than vCPUs.
 #[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
 fn dedicate_last_core(vcpus: u8) -> sel4::Result<()> {
-    let nodes = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word;
+    let nodes = cores();
+    if nodes < sel4::sel4_cfg_usize!(MAX_NUM_NODES) as sel4::Word {
+        log::info!("vmm: vCPUs on {nodes} cores (VMM_CORES)");
+    }
     if nodes > sel4::Word::from(vcpus) {
         init_thread::slot::TCB.cap().tcb_set_affinity(nodes - 1)?;
         log::info!("vmm: running on core {} of its own", nodes - 1);
@@ -316,8 +338,11 @@ fn event_loop(
         let reply = vm.handle(event);
         vm.hyp.flush(vcpu);
         match reply {
-            // WFI does not trap (KernelArmDisableWFIWFETraps), so an idle reply only comes
-            // from CPU_SUSPEND: resume at once, the guest's WFI waits in hardware.
+            // An idle vCPU (trapped WFI, CPU_SUSPEND) is resumed at once: the reply puts it
+            // behind the other threads of its core, so a trapped WFI is a yield. Parking it
+            // would need a wake-up at its virtual timer's deadline, and the root task has no
+            // timer. Where WFI does not trap (KernelArmDisableWFIWFETraps, Orin) it waits in
+            // hardware.
             Reply::Resume | Reply::Idle => {
                 sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)))
             }

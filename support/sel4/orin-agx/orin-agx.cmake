@@ -13,7 +13,8 @@ set(KernelArmHypervisorSupport ON CACHE BOOL "")
 # All of Tegra234's cores (3 clusters of 4). Needs the GICv3 changes install.sh applies;
 # an unpatched seL4 16.0.0 tree must use 4 (cluster 0 only).
 set(KernelMaxNumNodes "12" CACHE STRING "")
-# Guest WFI/WFE execute natively, as on QEMU (support/sel4/qemu-arm-virt.cmake).
+# Guest WFI/WFE execute natively: each vCPU has a core of its own (4 of 12), so an idle vCPU
+# waits in hardware for its next interrupt instead of trapping to the VMM.
 set(KernelArmDisableWFIWFETraps ON CACHE BOOL "")
 # Room for the caps of every 2 MiB guest RAM block (mapped twice) and page tables.
 set(KernelRootCNodeSizeBits "16" CACHE STRING "")
