@@ -1,5 +1,5 @@
 //! `vmm-bench`: what the VMM itself costs per guest exit, on its virtio data path, and (with
-//! `bench/boot.sh`) at guest boot. See `bench/README.md`.
+//! `crates/vmm-bench/boot.sh`) at guest boot. See `crates/vmm-bench/README.md`.
 //!
 //! ```text
 //! vmm-bench [run] [--out DIR] [--quick] [--no-callgrind] [--baseline FILE]
@@ -11,7 +11,8 @@
 //! `run` measures every scenario: instructions per exit with `valgrind --tool=callgrind
 //! --toggle-collect=bench_measured` (deterministic), time per exit (median of runs), and the
 //! data path against memcpy in the same process; then writes `DIR/results.json` and
-//! `DIR/results.md` (with `DIR/boot.json` folded in when `bench/boot.sh` has made it).
+//! `DIR/results.md` (with `DIR/boot.json` folded in when `crates/vmm-bench/boot.sh` has made
+//! it).
 
 mod machine;
 mod measure;
@@ -68,7 +69,7 @@ fn main() {
                 &args[..]
             };
             let mut opts = report::Options {
-                out: PathBuf::from("bench"),
+                out: PathBuf::from("crates/vmm-bench"),
                 quick: false,
                 callgrind: true,
                 baseline: None,

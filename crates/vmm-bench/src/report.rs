@@ -232,8 +232,8 @@ pub fn markdown(r: &Value, baseline: Option<(&Path, &Value)>) -> String {
     let _ = writeln!(s, "# VMM benchmark results\n");
     let _ = writeln!(
         s,
-        "Commit `{}`, {} UTC, {}, {} ({} cores), {}. Made by `bench/run.sh` (see \
-         [README](README.md)); machine-readable: [results.json](results.json).\n",
+        "Commit `{}`, {} UTC, {}, {} ({} cores), {}. Made by `crates/vmm-bench/run.sh` \
+         (see [README](README.md)); machine-readable: [results.json](results.json).\n",
         m["commit"].as_str().unwrap_or("?"),
         m["date_utc"].as_str().unwrap_or("?"),
         m["rustc"].as_str().unwrap_or("?"),
@@ -355,8 +355,9 @@ pub fn markdown(r: &Value, baseline: Option<(&Path, &Value)>) -> String {
         None => {
             let _ = writeln!(
                 s,
-                "Not measured in this run: `bench/boot.sh` writes `bench/boot.json`, which the \
-                 next `bench/run.sh` folds in here."
+                "Not measured in this run: `crates/vmm-bench/boot.sh` writes \
+                 `crates/vmm-bench/boot.json`, which the next `crates/vmm-bench/run.sh` folds in \
+                 here."
             );
         }
         Some(b) => boot_md(&mut s, b),
@@ -369,7 +370,8 @@ fn boot_md(s: &mut String, b: &Value) {
         s,
         "Guest uptime when `/init` starts (`SELFTEST: init reached, uptime X s`), the same \
          kernel and initramfs ({}) booted bare on QEMU and under seL4 + the VMM, runs \
-         interleaved, on {} (QEMU {}, TCG). Made by `bench/boot.sh` on {} UTC.\n",
+         interleaved, on {} (QEMU {}, TCG). Made by `crates/vmm-bench/boot.sh` on {} \
+         UTC.\n",
         b["kernel"].as_str().unwrap_or("?"),
         b["host"].as_str().unwrap_or("?"),
         b["qemu"].as_str().unwrap_or("?"),

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Guest boot time to /init: the qemu-virt self-test guest under seL4 + the VMM against the same
 # kernel and initramfs booted bare on the same QEMU, runs interleaved (bare, vmm, bare, ...).
-# Writes bench/boot.json (folded into bench/results.md by bench/run.sh) and prints a summary.
+# Writes crates/vmm-bench/boot.json (folded into crates/vmm-bench/results.md by
+# crates/vmm-bench/run.sh) and prints a summary.
 #
-# Usage: bench/boot.sh [--runs N] [--timeout SECS] [--out FILE] [IMAGE]
+# Usage: crates/vmm-bench/boot.sh [--runs N] [--timeout SECS] [--out FILE] [IMAGE]
 #
 #   IMAGE   the seL4 bootable image (ELF from rust-sel4's kernel loader), run with
 #           support/qemu/run.sh IMAGE. Without one (or if the file does not exist) only the bare
 #           side is measured, and boot.json says so.
 #   --runs N        runs per side (default 3)
 #   --timeout SECS  per run (default 900)
-#   --out FILE      where the JSON goes (default bench/boot.json)
+#   --out FILE      where the JSON goes (default crates/vmm-bench/boot.json)
 #
 # Bare side, two variants per run:
 #   bare          support/qemu/run.sh --bare Image initramfs disk   (the baseline command as is)
@@ -21,16 +22,16 @@
 # which run.sh reports as "boot time to init"; wall clock is recorded too. Under the VMM the
 # last run's VMM exit statistics (printed at the end) are kept as the boot's exits by class.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-runs=3 timeout_s=900 image="" dest=$repo/bench/boot.json
+runs=3 timeout_s=900 image="" dest=$repo/crates/vmm-bench/boot.json
 while (($#)); do
     case $1 in
         --runs) runs=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --out) dest=$(realpath -m "$2"); shift 2 ;;
-        -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
         -*) echo "boot.sh: unknown option $1" >&2; exit 2 ;;
         *) image=$1; shift ;;
     esac

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds vmm-bench (release) and runs it: instructions per exit under callgrind, time per exit,
-# the virtio data path against memcpy; writes bench/results.json and bench/results.md (with
-# bench/boot.json from bench/boot.sh folded in, if it exists).
+# the virtio data path against memcpy; writes crates/vmm-bench/results.json and
+# crates/vmm-bench/results.md (with crates/vmm-bench/boot.json from crates/vmm-bench/boot.sh
+# folded in, if it exists).
 #
-# Usage: bench/run.sh [--quick] [--no-callgrind] [--baseline FILE] [--out DIR]
+# Usage: crates/vmm-bench/run.sh [--quick] [--no-callgrind] [--baseline FILE] [--out DIR]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 if ! command -v valgrind >/dev/null; then
-    echo "bench/run.sh: installing valgrind (instruction counts)"
+    echo "crates/vmm-bench/run.sh: installing valgrind (instruction counts)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 # A target directory of its own: the shared one may hold crates built from another work tree
@@ -18,4 +19,4 @@ export CARGO_TARGET_DIR=${VMM_BENCH_TARGET_DIR:-$PWD/target/vmm-bench}
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=2
 cargo build --release -p vmm-bench
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-exec "$target/release/vmm-bench" run --out bench "$@"
+exec "$target/release/vmm-bench" run --out crates/vmm-bench "$@"
