@@ -11,7 +11,7 @@
 #   --bare KERNEL INITRD DISK
 #           boot the guest kernel directly under QEMU (no seL4): the comparison baseline, with
 #           virtio-blk-pci (DISK), virtio-net-pci (user net, host 10.0.2.2), virtio-serial/hvc0.
-#   --timeout SECS   give up after SECS seconds (default 600)
+#   --timeout SECS   give up after SECS seconds (default 1200)
 #   --log FILE       serial log (default images/qemu-virt/out/serial.log)
 #   --append STR     bare mode: extra kernel command line words (e.g. selftest.noping)
 #   -- QEMU-ARGS     passed to QEMU as they are
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-timeout_s=600
+timeout_s=1200
 log=$repo/images/qemu-virt/out/serial.log
 bare=0
 kernel="" initrd="" disk="" image="" append_extra=""

@@ -20,6 +20,9 @@ set(KernelMaxNumNodes "4" CACHE STRING "")
 # host, 4 vCPUs on 2 cores: self-test PASS at 103 s with traps, 204 s without
 # (support/sel4/README.md). Orin, with a core per vCPU, keeps them off (orin-agx/).
 set(KernelArmDisableWFIWFETraps OFF CACHE BOOL "")
+# EL0 may read the virtual counter: the VMM times the guest's run with it, on a core of its
+# own (crates/root-task/src/clock.rs says why only there).
+set(KernelArmExportVCNTUser ON CACHE BOOL "")
 # Room for the caps of every 2 MiB guest RAM block (mapped twice) and page tables.
 set(KernelRootCNodeSizeBits "16" CACHE STRING "")
 # Debug output for the VMM's log and the guest's console, and readable kernel errors.

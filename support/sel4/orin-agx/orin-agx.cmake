@@ -16,6 +16,9 @@ set(KernelMaxNumNodes "12" CACHE STRING "")
 # Guest WFI/WFE execute natively: each vCPU has a core of its own (4 of 12), so an idle vCPU
 # waits in hardware for its next interrupt instead of trapping to the VMM.
 set(KernelArmDisableWFIWFETraps ON CACHE BOOL "")
+# EL0 may read the virtual counter: the VMM times the guest's run with it, on a core of its
+# own (crates/root-task/src/clock.rs says why only there).
+set(KernelArmExportVCNTUser ON CACHE BOOL "")
 # Room for the caps of every 2 MiB guest RAM block (mapped twice) and page tables.
 set(KernelRootCNodeSizeBits "16" CACHE STRING "")
 # Debug output on UARTA for the VMM's log, and readable kernel errors.
