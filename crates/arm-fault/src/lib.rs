@@ -55,18 +55,42 @@ pub struct Esr(pub u64);
 
 impl Esr {
     /// The exception class field (ESR_EL2.EC).
+    #[inline]
     pub fn ec(self) -> u8 {
         ((self.0 >> 26) & 0x3f) as u8
     }
 
     /// The instruction-specific syndrome (ESR_EL2.ISS).
+    #[inline]
     pub fn iss(self) -> u32 {
         (self.0 & 0x1ff_ffff) as u32
     }
 
     /// Bytes to step over the trapping instruction: 4, or 2 for a 16-bit T32 one (IL=0).
+    #[inline]
     pub fn instruction_len(self) -> u64 {
         if self.0 & (1 << 25) != 0 { 4 } else { 2 }
+    }
+
+    /// The access of a data abort the VMM can emulate (lower EL, valid instruction syndrome,
+    /// no external abort, no stage-1 walk fault, not a cache maintenance instruction); `None`
+    /// for every other syndrome, which [`decode`] then explains.
+    ///
+    /// The event loop's fast path: one mask test, no [`Exit`] built. Agrees with [`decode`]:
+    /// `esr.mmio_access() == Some(a)` exactly when `decode(esr, ipa)` is
+    /// `Ok(Exit::DataAbort { ipa, access: a })`.
+    #[inline]
+    pub fn mmio_access(self) -> Option<MmioAccess> {
+        const EC_DABT: u64 = (ESR_EL2::EC::Value::DataAbortLowerEL as u64) << 26;
+        const EC_MASK: u64 = 0x3f << 26;
+        const ISV: u64 = 1 << 24;
+        const EA: u64 = 1 << 9;
+        const CM: u64 = 1 << 8;
+        const S1PTW: u64 = 1 << 7;
+        if self.0 & (EC_MASK | ISV | EA | CM | S1PTW) != EC_DABT | ISV {
+            return None;
+        }
+        Some(MmioAccess::from_iss(self.0 as u32))
     }
 }
 
@@ -217,14 +241,14 @@ fn decode_data_abort(esr: Esr, iss: u64, ipa: GuestPhysAddr) -> Result<Exit, Dec
     if !d.is_set(DABT_ISS::ISV) {
         return Err(DecodeError::NoSyndrome { ipa, esr });
     }
-    let access = MmioAccess {
-        size: AccessSize::from_sas(d.read(DABT_ISS::SAS) as u8),
-        write: d.is_set(DABT_ISS::WNR),
-        reg: GpReg::new(d.read(DABT_ISS::SRT) as u8),
-        sign_extend: d.is_set(DABT_ISS::SSE),
-        sixty_four: d.is_set(DABT_ISS::SF),
-        acquire_release: d.is_set(DABT_ISS::AR),
-    };
+    let access = MmioAccess::new(
+        AccessSize::from_sas(d.read(DABT_ISS::SAS) as u8),
+        d.is_set(DABT_ISS::WNR),
+        GpReg::new(d.read(DABT_ISS::SRT) as u8),
+        d.is_set(DABT_ISS::SSE),
+        d.is_set(DABT_ISS::SF),
+        d.is_set(DABT_ISS::AR),
+    );
     Ok(Exit::DataAbort { ipa, access })
 }
 

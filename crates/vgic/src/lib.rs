@@ -68,8 +68,9 @@
 //!
 //! Build it from the platform table and hand it to the event loop:
 //! `vmm::Vm::new(hyp, vgic::Vgic::new(platform), bus, mem, platform.vcpus)`. The loop calls
-//! it through [`InterruptController`]: `handles`/`mmio_read`/`mmio_write` for data aborts in
-//! the GICD and GICR windows, `sysreg_write` for trapped ICC_SGI1R_EL1 (and ICC_ASGI1R_EL1,
+//! it through [`InterruptController`]: `mmio_read`/`mmio_write` for every emulated data abort
+//! (each either claims the address, in the GICD and GICR windows, and performs the access, or
+//! returns `None` for the bus), `sysreg_write` for trapped ICC_SGI1R_EL1 (and ICC_ASGI1R_EL1,
 //! ICC_SGI0R_EL1) writes, `maintenance` for VGICMaintenance faults, `vppi` for VPPIEvent
 //! faults, `physical_irq` for notifications of the pass-through interrupts' IRQ handlers,
 //! `set_level` from device models, `vcpu_power` at boot and for PSCI CPU_ON/CPU_OFF, and
@@ -634,9 +635,9 @@ impl InterruptController for Vgic {
         _vcpu: VcpuId,
         addr: GuestPhysAddr,
         size: AccessSize,
-    ) -> Result<u64, MmioError> {
-        let (frame, off) = self.locate(addr).ok_or(MmioError::NoRegister)?;
-        self.read(frame, off, size)
+    ) -> Option<Result<u64, MmioError>> {
+        let (frame, off) = self.locate(addr)?;
+        Some(self.read(frame, off, size))
     }
 
     #[inline]
@@ -647,8 +648,8 @@ impl InterruptController for Vgic {
         addr: GuestPhysAddr,
         size: AccessSize,
         value: u64,
-    ) -> Result<(), MmioError> {
-        let (frame, off) = self.locate(addr).ok_or(MmioError::NoRegister)?;
+    ) -> Option<Result<(), MmioError>> {
+        let (frame, off) = self.locate(addr)?;
         let r = self.write(frame, off, size, value & size.mask());
         // Enables, pending bits, routes, group enable, a woken redistributor: anything may
         // have become deliverable, unless the write changed nothing (`write` says so for the
@@ -657,7 +658,7 @@ impl InterruptController for Vgic {
         if r != Ok(false) {
             self.flush_all(hyp);
         }
-        r.map(|_| ())
+        Some(r.map(|_| ()))
     }
 
     fn set_level(&mut self, hyp: &mut dyn Hypervisor, intid: u32, level: bool) {

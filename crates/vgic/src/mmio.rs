@@ -83,6 +83,7 @@ impl Widths {
     }
 }
 
+#[inline(always)]
 fn bit_reg(index: u64) -> Option<BitReg> {
     Some(match index {
         1 => BitReg::Group,
@@ -126,12 +127,13 @@ impl Vgic {
     /// The SPI block that a distributor register word `n` (32 interrupts each) covers; `None`
     /// for word 0 (SGIs and PPIs: the redistributors' with affinity routing) and for words
     /// past `ITLinesNumber`.
+    #[inline(always)]
     fn spi_loc(&self, n: u64) -> Option<Loc> {
         let n = u32::try_from(n).ok()?;
         (n >= 1 && n <= self.it_lines).then_some(Loc::Spi(n))
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode(&self, frame: Frame, off: u64) -> Option<(Reg, Widths)> {
         match frame {
             Frame::Dist => self.decode_gicd(off),
@@ -140,6 +142,7 @@ impl Vgic {
         }
     }
 
+    #[inline(always)]
     fn decode_gicd(&self, off: u64) -> Option<(Reg, Widths)> {
         use Widths::*;
         Some(match off {
@@ -175,6 +178,7 @@ impl Vgic {
         })
     }
 
+    #[inline(always)]
     fn decode_rd(&self, v: usize, off: u64) -> Option<(Reg, Widths)> {
         use Widths::*;
         Some(match off {
@@ -205,6 +209,7 @@ impl Vgic {
             | last
     }
 
+    #[inline(always)]
     fn loc_block(&self, loc: Loc) -> Option<&Block> {
         match loc {
             Loc::Private(v) => self.block(Irq::Private(v, 0)),
@@ -212,6 +217,7 @@ impl Vgic {
         }
     }
 
+    #[inline(always)]
     fn loc_block_mut(&mut self, loc: Loc) -> Option<&mut Block> {
         match loc {
             Loc::Private(v) => self.block_mut(Irq::Private(v, 0)),
@@ -237,7 +243,7 @@ impl Vgic {
     }
 
     /// Checks width and alignment, and decodes.
-    #[inline]
+    #[inline(always)]
     fn access(&self, frame: Frame, off: u64, size: AccessSize) -> Result<Reg, MmioError> {
         let (reg, widths) = self.decode(frame, off).ok_or(MmioError::NoRegister)?;
         if !widths.allows(size) || !off.is_multiple_of(size.bytes()) {
@@ -325,6 +331,7 @@ impl Vgic {
         Ok(true)
     }
 
+    #[inline(always)]
     fn read_bits(&self, reg: BitReg, loc: Option<Loc>) -> u32 {
         let Some(b) = loc.and_then(|l| self.loc_block(l)) else {
             return 0;
@@ -338,6 +345,7 @@ impl Vgic {
     }
 
     /// Returns true when a bit changed.
+    #[inline(always)]
     fn write_bits(&mut self, reg: BitReg, loc: Option<Loc>, value: u32) -> bool {
         let Some(b) = loc.and_then(|l| self.loc_block_mut(l)) else {
             return false;
@@ -403,6 +411,7 @@ impl Vgic {
     }
 }
 
+#[inline(always)]
 fn decode_sgi(v: usize, off: u64) -> Option<(Reg, Widths)> {
     use Widths::*;
     Some(match off {

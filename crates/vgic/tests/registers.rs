@@ -100,7 +100,15 @@ fn redistributor_identification_and_typer() {
     // Past the last redistributor is nobody's.
     let past = m.rd(4);
     assert!(!m.gic.handles(guest_mem::GuestPhysAddr(past)));
-    assert_eq!(m.read(0, past, Word), Err(MmioError::NoRegister));
+    let addr = guest_mem::GuestPhysAddr(past);
+    assert_eq!(m.gic.mmio_read(&mut m.hyp, VcpuId(0), addr, Word), None);
+    assert_eq!(m.gic.mmio_write(&mut m.hyp, VcpuId(0), addr, Word, 1), None);
+    // Nor the addresses just before the distributor and just after it.
+    for a in [m.platform.gic.dist.0 - 4, m.platform.gic.dist.0 + 0x1_0000] {
+        let addr = guest_mem::GuestPhysAddr(a);
+        assert!(!m.gic.handles(addr));
+        assert_eq!(m.gic.mmio_read(&mut m.hyp, VcpuId(0), addr, Word), None);
+    }
 }
 
 #[test]
@@ -476,13 +484,19 @@ proptest! {
         let base = 0x0f40_0000u64;
         for a in accesses {
             match a {
+                // Claimed exactly when the address is in a window (`handles`).
                 Access::Read(v, o, s) => {
-                    if let Ok(x) = m.read(usize::from(v), base + o, s) {
+                    let addr = guest_mem::GuestPhysAddr(base + o);
+                    let r = m.gic.mmio_read(&mut m.hyp, VcpuId(v), addr, s);
+                    prop_assert_eq!(r.is_some(), m.gic.handles(addr));
+                    if let Some(Ok(x)) = r {
                         prop_assert_eq!(x & !s.mask(), 0);
                     }
                 }
                 Access::Write(v, o, s, x) => {
-                    let _ = m.write(usize::from(v), base + o, s, x);
+                    let addr = guest_mem::GuestPhysAddr(base + o);
+                    let r = m.gic.mmio_write(&mut m.hyp, VcpuId(v), addr, s, x);
+                    prop_assert_eq!(r.is_some(), m.gic.handles(addr));
                 }
                 Access::Event(v, intid, kind) => {
                     let vcpu = VcpuId(v);

@@ -15,16 +15,20 @@ pub trait InterruptController {
     /// redistributors).
     fn handles(&self, addr: GuestPhysAddr) -> bool;
 
-    /// A guest load from the controller's windows.
+    /// A guest load at `addr`: `None` when `addr` is not in the controller's windows (the
+    /// event loop then hands the access to the MMIO bus), otherwise the value or why the
+    /// controller refused the access. One call both claims the address and performs the access
+    /// (the event loop calls it for every emulated load, so it should be cheap to say `None`).
     fn mmio_read(
         &mut self,
         hyp: &mut dyn Hypervisor,
         vcpu: VcpuId,
         addr: GuestPhysAddr,
         size: AccessSize,
-    ) -> Result<u64, MmioError>;
+    ) -> Option<Result<u64, MmioError>>;
 
-    /// A guest store to the controller's windows.
+    /// A guest store at `addr`: `None` when `addr` is not in the controller's windows (the
+    /// access goes to the MMIO bus), otherwise whether the controller accepted it.
     fn mmio_write(
         &mut self,
         hyp: &mut dyn Hypervisor,
@@ -32,7 +36,7 @@ pub trait InterruptController {
         addr: GuestPhysAddr,
         size: AccessSize,
         value: u64,
-    ) -> Result<(), MmioError>;
+    ) -> Option<Result<(), MmioError>>;
 
     /// Drives SPI line `intid` (emulated devices, level-sensitive).
     fn set_level(&mut self, hyp: &mut dyn Hypervisor, intid: u32, level: bool);

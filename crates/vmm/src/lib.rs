@@ -175,9 +175,21 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
     }
 
     /// Handles one event.
+    ///
+    /// Emulated loads and stores (most exits) take a short path: the syndrome is checked with
+    /// one mask test ([`Esr::mmio_access`]) and the access goes straight to the interrupt
+    /// controller, which claims it or passes it on to the bus. Everything else, and every
+    /// error, is handled out of line.
     pub fn handle(&mut self, event: Event) -> Reply {
         let reply = match event {
-            Event::Exit { vcpu, esr, ipa } => self.exit(vcpu, esr, ipa),
+            Event::Exit { vcpu, esr, ipa } => match esr.mmio_access() {
+                Some(access) => {
+                    self.mmio(vcpu, ipa, access);
+                    self.hyp.advance_pc(vcpu, esr.instruction_len());
+                    Reply::Resume
+                }
+                None => self.exit(vcpu, esr, ipa),
+            },
             Event::Maintenance { vcpu, lr } => {
                 self.stats.count(vcpu, ExitClass::Maintenance);
                 self.gic.maintenance(&mut self.hyp, vcpu, lr);
@@ -195,10 +207,13 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
             }
             Event::Hvc { vcpu } => self.smccc(vcpu, 0, 0),
         };
-        self.collect_wakeups();
+        if self.idle != 0 {
+            self.collect_wakeups();
+        }
         reply
     }
 
+    #[inline(never)]
     fn collect_wakeups(&mut self) {
         if self.idle == 0 {
             return;
@@ -222,6 +237,9 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
         Reply::Idle
     }
 
+    /// Every exit but an emulable load or store (and those too, decoded again, if called
+    /// with one).
+    #[inline(never)]
     fn exit(&mut self, vcpu: VcpuId, esr: Esr, ipa: GuestPhysAddr) -> Reply {
         match decode(esr, ipa) {
             Ok(Exit::DataAbort { ipa, access }) => {
@@ -279,52 +297,86 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
         }
     }
 
+    /// An emulated load or store: the interrupt controller's if it claims the address, the
+    /// bus's otherwise. Inlined into `handle`: the access stays in registers.
+    #[inline(always)]
     fn mmio(&mut self, vcpu: VcpuId, ipa: GuestPhysAddr, access: MmioAccess) {
-        let hyp = &mut self.hyp;
-        if self.gic.handles(ipa) {
-            self.stats.count(vcpu, ExitClass::Gic);
-            if access.write {
-                let value = access.store_value(hyp.gpr(vcpu, access.reg));
-                if let Err(e) = self.gic.mmio_write(hyp, vcpu, ipa, access.size, value) {
-                    self.exit_log
-                        .warn(vcpu, ipa, access.size, Some(value), "gic");
-                    log::debug!("gic write at {ipa}: {e}");
+        if access.write() {
+            let value = access.store_value(self.hyp.gpr(vcpu, access.reg()));
+            match self
+                .gic
+                .mmio_write(&mut self.hyp, vcpu, ipa, access.size(), value)
+            {
+                Some(r) => {
+                    self.stats.count(vcpu, ExitClass::Gic);
+                    if let Err(e) = r {
+                        self.gic_refused(vcpu, ipa, access, Some(value), e);
+                    }
                 }
-            } else {
-                let v = self
-                    .gic
-                    .mmio_read(hyp, vcpu, ipa, access.size)
-                    .unwrap_or_else(|e| {
-                        self.exit_log.warn(vcpu, ipa, access.size, None, "gic");
-                        log::debug!("gic read at {ipa}: {e}");
-                        0
-                    });
-                hyp.set_gpr(vcpu, access.reg, access.load_result(v));
+                None => self.bus_write(vcpu, ipa, access, value),
             }
-            return;
+        } else {
+            let value = match self.gic.mmio_read(&mut self.hyp, vcpu, ipa, access.size()) {
+                Some(r) => {
+                    self.stats.count(vcpu, ExitClass::Gic);
+                    r.unwrap_or_else(|e| {
+                        self.gic_refused(vcpu, ipa, access, None, e);
+                        0
+                    })
+                }
+                None => self.bus_read(vcpu, ipa, access),
+            };
+            self.hyp
+                .set_gpr(vcpu, access.reg(), access.load_result(value));
         }
-        // Bus devices: the store value is read before, the load result written after, the
-        // device runs (the device's interrupt lines borrow the back-end meanwhile).
-        let store = access
-            .write
-            .then(|| access.store_value(hyp.gpr(vcpu, access.reg)));
+    }
+
+    /// The interrupt controller refused an access in its window: RAZ/WI, logged once.
+    #[cold]
+    #[inline(never)]
+    fn gic_refused(
+        &mut self,
+        vcpu: VcpuId,
+        ipa: GuestPhysAddr,
+        access: MmioAccess,
+        value: Option<u64>,
+        e: mmio_bus::MmioError,
+    ) {
+        self.exit_log.warn(vcpu, ipa, access.size(), value, "gic");
+        let dir = if value.is_some() { "write" } else { "read" };
+        log::debug!("gic {dir} at {ipa}: {e}");
+    }
+
+    /// A load from a bus device (the device's interrupt lines borrow the back-end meanwhile).
+    #[inline(never)]
+    fn bus_read(&mut self, vcpu: VcpuId, ipa: GuestPhysAddr, access: MmioAccess) -> u64 {
         let mut lines = Lines {
             gic: &mut self.gic,
-            hyp: &mut *hyp,
+            hyp: &mut self.hyp,
         };
         let mut ctx = DeviceCtx {
             vcpu,
             mem: &self.mem,
             irq: &mut lines,
         };
-        let device = match store {
-            Some(value) => self.bus.write(&mut ctx, ipa, access.size, value),
-            None => {
-                let (value, device) = self.bus.read(&mut ctx, ipa, access.size);
-                hyp.set_gpr(vcpu, access.reg, access.load_result(value));
-                device
-            }
+        let (value, device) = self.bus.read(&mut ctx, ipa, access.size());
+        self.stats.count_mmio(vcpu, device);
+        value
+    }
+
+    /// A store to a bus device.
+    #[inline(never)]
+    fn bus_write(&mut self, vcpu: VcpuId, ipa: GuestPhysAddr, access: MmioAccess, value: u64) {
+        let mut lines = Lines {
+            gic: &mut self.gic,
+            hyp: &mut self.hyp,
         };
+        let mut ctx = DeviceCtx {
+            vcpu,
+            mem: &self.mem,
+            irq: &mut lines,
+        };
+        let device = self.bus.write(&mut ctx, ipa, access.size(), value);
         self.stats.count_mmio(vcpu, device);
     }
 

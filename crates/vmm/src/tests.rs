@@ -90,12 +90,15 @@ impl InterruptController for FakeGic {
         _: VcpuId,
         addr: GuestPhysAddr,
         _: AccessSize,
-    ) -> Result<u64, MmioError> {
-        if addr.0 == GICD {
+    ) -> Option<Result<u64, MmioError>> {
+        if !self.handles(addr) {
+            return None;
+        }
+        Some(if addr.0 == GICD {
             Ok(u64::from(self.reg))
         } else {
             Err(MmioError::NoRegister)
-        }
+        })
     }
     fn mmio_write(
         &mut self,
@@ -104,12 +107,15 @@ impl InterruptController for FakeGic {
         addr: GuestPhysAddr,
         _: AccessSize,
         v: u64,
-    ) -> Result<(), MmioError> {
+    ) -> Option<Result<(), MmioError>> {
+        if !self.handles(addr) {
+            return None;
+        }
         if addr.0 != GICD {
-            return Err(MmioError::NoRegister);
+            return Some(Err(MmioError::NoRegister));
         }
         self.reg = v as u32;
-        Ok(())
+        Some(Ok(()))
     }
     fn set_level(&mut self, _: &mut dyn Hypervisor, intid: u32, level: bool) {
         self.levels.push((intid, level));

@@ -163,11 +163,14 @@ impl Machine {
         self.rd(v) + 0x1_0000
     }
 
+    /// A load in the vGIC's windows (panics if the vGIC does not claim the address).
     pub fn read(&mut self, v: usize, addr: u64, size: AccessSize) -> Result<u64, MmioError> {
         self.gic
             .mmio_read(&mut self.hyp, VcpuId(v as u8), GuestPhysAddr(addr), size)
+            .unwrap_or_else(|| panic!("{addr:#x}: not claimed by the vGIC"))
     }
 
+    /// A store in the vGIC's windows (panics if the vGIC does not claim the address).
     pub fn write(
         &mut self,
         v: usize,
@@ -175,13 +178,15 @@ impl Machine {
         size: AccessSize,
         value: u64,
     ) -> Result<(), MmioError> {
-        self.gic.mmio_write(
-            &mut self.hyp,
-            VcpuId(v as u8),
-            GuestPhysAddr(addr),
-            size,
-            value,
-        )
+        self.gic
+            .mmio_write(
+                &mut self.hyp,
+                VcpuId(v as u8),
+                GuestPhysAddr(addr),
+                size,
+                value,
+            )
+            .unwrap_or_else(|| panic!("{addr:#x}: not claimed by the vGIC"))
     }
 
     pub fn readl(&mut self, addr: u64) -> u32 {
