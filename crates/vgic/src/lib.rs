@@ -636,6 +636,11 @@ impl InterruptController for Vgic {
         addr: GuestPhysAddr,
         size: AccessSize,
     ) -> Option<Result<u64, MmioError>> {
+        match self.fast(addr, size) {
+            mmio::Fast::Bits(reg, loc) => return Some(Ok(self.fast_read_bits(reg, loc))),
+            mmio::Fast::DistCtlr => return Some(Ok(self.dist_ctlr())),
+            mmio::Fast::No => {}
+        }
         let (frame, off) = self.locate(addr)?;
         Some(self.read(frame, off, size))
     }
@@ -649,6 +654,13 @@ impl InterruptController for Vgic {
         size: AccessSize,
         value: u64,
     ) -> Option<Result<(), MmioError>> {
+        // A bit register write that changes no bit runs no flush (see below).
+        if let mmio::Fast::Bits(reg, loc) = self.fast(addr, size) {
+            if self.fast_write_bits(reg, loc, value) {
+                self.flush_all(hyp);
+            }
+            return Some(Ok(()));
+        }
         let (frame, off) = self.locate(addr)?;
         let r = self.write(frame, off, size, value & size.mask());
         // Enables, pending bits, routes, group enable, a woken redistributor: anything may

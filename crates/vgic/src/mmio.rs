@@ -24,9 +24,20 @@ pub(crate) enum Frame {
     Sgi(usize),
 }
 
+/// What the fast path makes of an access ([`Vgic::fast`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fast {
+    /// GICD_CTLR, word.
+    DistCtlr,
+    /// A bit register word covering an implemented block.
+    Bits(BitReg, Loc),
+    /// Anything else: the generic path.
+    No,
+}
+
 /// The seven one-bit-per-interrupt register arrays.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum BitReg {
+pub(crate) enum BitReg {
     Group,
     SetEnable,
     ClearEnable,
@@ -38,7 +49,7 @@ enum BitReg {
 
 /// Which 32 interrupts a bit register word covers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Loc {
+pub(crate) enum Loc {
     /// A vCPU's SGIs and PPIs.
     Private(usize),
     /// SPIs from INTID `32 * n` (n >= 1).
@@ -122,6 +133,68 @@ impl Vgic {
             Some(o) => (Frame::Sgi(v), o),
             None => (Frame::Rd(v), within),
         })
+    }
+
+    /// The fast path: a word access to GICD_CTLR (polled for RWP after every distributor
+    /// change) or to one of the one-bit-per-interrupt registers (IGROUPR, IS/ICENABLER,
+    /// IS/ICPENDR, IS/ICACTIVER) of the distributor (SPI words) or of a redistributor's
+    /// SGI_base frame: what Linux does on every interrupt mask, unmask and pending clear.
+    /// Says exactly what the generic decode ([`Vgic::locate`], then `access`) would (a test
+    /// holds the two together); [`Fast::No`] for every other access, which takes the generic
+    /// path.
+    #[inline(always)]
+    pub(crate) fn fast(&self, addr: GuestPhysAddr, size: AccessSize) -> Fast {
+        if size != AccessSize::Word {
+            return Fast::No;
+        }
+        if let Some(off) = addr.0.checked_sub(self.dist)
+            && off < GICD_SIZE
+        {
+            if off == gicd::CTLR {
+                return Fast::DistCtlr;
+            }
+            if off & 3 != 0 || !(0x80..0x400).contains(&off) {
+                return Fast::No;
+            }
+            let n = ((off & 0x7f) >> 2) as u32;
+            return match bit_reg(off >> 7) {
+                Some(reg) if n != 0 && n <= self.it_lines => Fast::Bits(reg, Loc::Spi(n)),
+                _ => Fast::No,
+            };
+        }
+        let Some(off) = addr.0.checked_sub(self.redist) else {
+            return Fast::No;
+        };
+        let Ok(v) = usize::try_from(off / GICR_STRIDE) else {
+            return Fast::No;
+        };
+        let within = (off % GICR_STRIDE).wrapping_sub(gicr::SGI_BASE);
+        if v >= self.cpus.len() || within & 0x7f != 0 || !(0x80..0x400).contains(&within) {
+            return Fast::No;
+        }
+        match bit_reg(within >> 7) {
+            Some(reg) => Fast::Bits(reg, Loc::Private(v)),
+            None => Fast::No,
+        }
+    }
+
+    /// GICD_CTLR as it reads.
+    #[inline(always)]
+    pub(crate) fn dist_ctlr(&self) -> u64 {
+        let g1 = if self.grp1 { gicd::CTLR_ENABLE_G1A } else { 0 };
+        u64::from(gicd::CTLR_ARE_NS | g1)
+    }
+
+    /// The fast path's read of a bit register: its word.
+    #[inline(always)]
+    pub(crate) fn fast_read_bits(&self, reg: BitReg, loc: Loc) -> u64 {
+        u64::from(self.read_bits(reg, Some(loc)))
+    }
+
+    /// The fast path's write of a bit register: true when a bit changed.
+    #[inline(always)]
+    pub(crate) fn fast_write_bits(&mut self, reg: BitReg, loc: Loc, value: u64) -> bool {
+        self.write_bits(reg, Some(loc), value as u32)
     }
 
     /// The SPI block that a distributor register word `n` (32 interrupts each) covers; `None`
@@ -256,10 +329,7 @@ impl Vgic {
     pub(crate) fn read(&self, frame: Frame, off: u64, size: AccessSize) -> Result<u64, MmioError> {
         let reg = self.access(frame, off, size)?;
         Ok(match reg {
-            Reg::DistCtlr => {
-                let g1 = if self.grp1 { gicd::CTLR_ENABLE_G1A } else { 0 };
-                u64::from(gicd::CTLR_ARE_NS | g1)
-            }
+            Reg::DistCtlr => self.dist_ctlr(),
             Reg::Const(v) => u64::from(v),
             Reg::RazWi | Reg::Router(None) => 0,
             Reg::Bits(reg, loc) => u64::from(self.read_bits(reg, loc)),
@@ -434,3 +504,51 @@ fn decode_sgi(v: usize, off: u64) -> Option<(Reg, Widths)> {
 
 // Block 31 holds INTIDs 992..1023, of which 1020..1023 are special.
 const _: () = assert!(implemented_mask(992, 1020) == 0x0fff_ffff);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use vmm_platform::{ORIN_AGX, QEMU_VIRT};
+
+    /// The fast path says exactly what the generic decode says wherever it applies, and
+    /// applies to every word access of GICD_CTLR and of an implemented bit register word.
+    #[test]
+    fn fast_path_agrees_with_the_generic_decode() {
+        for platform in [&QEMU_VIRT, &ORIN_AGX] {
+            let gic = Vgic::new(platform);
+            let mut addrs: Vec<u64> = (0..0x1000).map(|o| gic.dist + o).collect();
+            addrs.extend((0xffd0..0x1_0004).map(|o| gic.dist + o));
+            addrs.extend([gic.dist.wrapping_sub(4), gic.redist.wrapping_sub(4)]);
+            for v in 0..=gic.cpus.len() as u64 {
+                let rd = gic.redist + v * GICR_STRIDE;
+                addrs.extend((0..0x100).map(|o| rd + o));
+                addrs.extend((0..0x1000).map(|o| rd + gicr::SGI_BASE + o));
+            }
+            let mut fast = 0;
+            for &a in &addrs {
+                let addr = GuestPhysAddr(a);
+                for size in [
+                    AccessSize::Byte,
+                    AccessSize::Half,
+                    AccessSize::Word,
+                    AccessSize::Double,
+                ] {
+                    let generic = gic
+                        .locate(addr)
+                        .map(|(frame, off)| gic.access(frame, off, size));
+                    let expected = match generic {
+                        Some(Ok(Reg::DistCtlr)) if size == AccessSize::Word => Fast::DistCtlr,
+                        Some(Ok(Reg::Bits(reg, Some(loc)))) => Fast::Bits(reg, loc),
+                        _ => Fast::No,
+                    };
+                    assert_eq!(gic.fast(addr, size), expected, "{a:#x} {size:?}");
+                    fast += usize::from(expected != Fast::No);
+                }
+            }
+            // GICD_CTLR, 7 registers x ITLinesNumber SPI words, 7 x 1 word per vCPU.
+            let vcpus = gic.cpus.len();
+            assert_eq!(fast, 1 + 7 * gic.it_lines as usize + 7 * vcpus);
+        }
+    }
+}
