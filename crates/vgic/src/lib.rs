@@ -639,6 +639,7 @@ impl InterruptController for Vgic {
         match self.fast(addr, size) {
             mmio::Fast::Bits(reg, loc) => return Some(Ok(self.fast_read_bits(reg, loc))),
             mmio::Fast::DistCtlr => return Some(Ok(self.dist_ctlr())),
+            mmio::Fast::NotMine => return None,
             mmio::Fast::No => {}
         }
         let (frame, off) = self.locate(addr)?;
@@ -655,11 +656,15 @@ impl InterruptController for Vgic {
         value: u64,
     ) -> Option<Result<(), MmioError>> {
         // A bit register write that changes no bit runs no flush (see below).
-        if let mmio::Fast::Bits(reg, loc) = self.fast(addr, size) {
-            if self.fast_write_bits(reg, loc, value) {
-                self.flush_all(hyp);
+        match self.fast(addr, size) {
+            mmio::Fast::Bits(reg, loc) => {
+                if self.fast_write_bits(reg, loc, value) {
+                    self.flush_all(hyp);
+                }
+                return Some(Ok(()));
             }
-            return Some(Ok(()));
+            mmio::Fast::NotMine => return None,
+            mmio::Fast::DistCtlr | mmio::Fast::No => {}
         }
         let (frame, off) = self.locate(addr)?;
         let r = self.write(frame, off, size, value & size.mask());

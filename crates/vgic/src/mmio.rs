@@ -31,8 +31,10 @@ pub(crate) enum Fast {
     DistCtlr,
     /// A bit register word covering an implemented block.
     Bits(BitReg, Loc),
-    /// Anything else: the generic path.
+    /// Anything else in the vGIC's windows: the generic path.
     No,
+    /// A word access outside the vGIC's windows (what [`Vgic::locate`] says `None` of).
+    NotMine,
 }
 
 /// The seven one-bit-per-interrupt register arrays.
@@ -141,7 +143,8 @@ impl Vgic {
     /// SGI_base frame: what Linux does on every interrupt mask, unmask and pending clear.
     /// Says exactly what the generic decode ([`Vgic::locate`], then `access`) would (a test
     /// holds the two together); [`Fast::No`] for every other access, which takes the generic
-    /// path.
+    /// path, except a word access outside the windows: [`Fast::NotMine`] (the common case of
+    /// an access to a device on the bus, which then needs no second look).
     #[inline(always)]
     pub(crate) fn fast(&self, addr: GuestPhysAddr, size: AccessSize) -> Fast {
         if size != AccessSize::Word {
@@ -163,13 +166,14 @@ impl Vgic {
             };
         }
         let Some(off) = addr.0.checked_sub(self.redist) else {
-            return Fast::No;
+            return Fast::NotMine;
         };
-        let Ok(v) = usize::try_from(off / GICR_STRIDE) else {
-            return Fast::No;
+        let v = match usize::try_from(off / GICR_STRIDE) {
+            Ok(v) if v < self.cpus.len() => v,
+            _ => return Fast::NotMine,
         };
         let within = (off % GICR_STRIDE).wrapping_sub(gicr::SGI_BASE);
-        if v >= self.cpus.len() || within & 0x7f != 0 || !(0x80..0x400).contains(&within) {
+        if within & 0x7f != 0 || !(0x80..0x400).contains(&within) {
             return Fast::No;
         }
         match bit_reg(within >> 7) {
@@ -525,6 +529,8 @@ mod tests {
                 addrs.extend((0..0x100).map(|o| rd + o));
                 addrs.extend((0..0x1000).map(|o| rd + gicr::SGI_BASE + o));
             }
+            // Outside the windows: far below, far above, just past the last redistributor.
+            addrs.extend([0, 0x4010_0000_0000, u64::MAX - 3]);
             let mut fast = 0;
             for &a in &addrs {
                 let addr = GuestPhysAddr(a);
@@ -540,10 +546,11 @@ mod tests {
                     let expected = match generic {
                         Some(Ok(Reg::DistCtlr)) if size == AccessSize::Word => Fast::DistCtlr,
                         Some(Ok(Reg::Bits(reg, Some(loc)))) => Fast::Bits(reg, loc),
+                        None if size == AccessSize::Word => Fast::NotMine,
                         _ => Fast::No,
                     };
                     assert_eq!(gic.fast(addr, size), expected, "{a:#x} {size:?}");
-                    fast += usize::from(expected != Fast::No);
+                    fast += usize::from(!matches!(expected, Fast::No | Fast::NotMine));
                 }
             }
             // GICD_CTLR, 7 registers x ITLinesNumber SPI words, 7 x 1 word per vCPU.
