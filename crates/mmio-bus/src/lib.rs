@@ -50,8 +50,10 @@ pub enum MmioError {
     BadWidth,
     /// A write to a read-only register (or a read of a write-only one).
     ReadOnly,
-    /// The device refused for its own reason.
-    Refused(&'static str),
+    /// The device is busy: re-entered from one of its own accesses (a shared device behind
+    /// a `RefCell`), which the single-threaded event loop never does. A unit variant, like
+    /// the others, so that a `Result<u64, MmioError>` comes back in registers.
+    Busy,
 }
 
 impl fmt::Display for MmioError {
@@ -60,7 +62,7 @@ impl fmt::Display for MmioError {
             MmioError::NoRegister => f.write_str("no register there"),
             MmioError::BadWidth => f.write_str("width not allowed for this register"),
             MmioError::ReadOnly => f.write_str("register is read-only"),
-            MmioError::Refused(why) => f.write_str(why),
+            MmioError::Busy => f.write_str("device busy (re-entered)"),
         }
     }
 }
@@ -122,10 +124,12 @@ struct Slot {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct DeviceIndex(pub usize);
 
-/// Devices by address range, sorted for binary search.
+/// Devices by address range, sorted for binary search, with the last device hit tried first
+/// (a guest talks to one device for a while: a driver's probe, a virtqueue's notify and ISR).
 #[derive(Default)]
 pub struct MmioBus {
     slots: Vec<Slot>,
+    last: usize,
     unhandled: LogOnce,
 }
 
@@ -169,8 +173,20 @@ impl MmioBus {
         self.slots.iter().map(|s| (s.name, s.range))
     }
 
-    /// The device whose range holds all of `[addr, addr + size)`.
+    /// The device whose range holds all of `[addr, addr + size)`: the last one hit if it
+    /// does, else a binary search.
+    #[inline]
     fn find(&self, addr: GuestPhysAddr, size: AccessSize) -> Option<usize> {
+        if let Some(s) = self.slots.get(self.last)
+            && s.range.contains_range(addr, size.bytes())
+        {
+            return Some(self.last);
+        }
+        self.search(addr, size)
+    }
+
+    #[inline(never)]
+    fn search(&self, addr: GuestPhysAddr, size: AccessSize) -> Option<usize> {
         let i = self
             .slots
             .partition_point(|s| s.range.base <= addr)
@@ -192,19 +208,17 @@ impl MmioBus {
         addr: GuestPhysAddr,
         size: AccessSize,
     ) -> (u64, Option<DeviceIndex>) {
-        let Some(i) = self.find(addr, size) else {
-            self.unhandled.warn(ctx.vcpu, addr, size, None, "no device");
+        let found = self.find(addr, size);
+        let Some((i, slot)) = found.and_then(|i| Some((i, self.slots.get_mut(i)?))) else {
+            self.no_device(ctx.vcpu, addr, size, None);
             return (0, None);
         };
-        let Some(slot) = self.slots.get_mut(i) else {
-            return (0, None);
-        };
-        let offset = addr.0 - slot.range.base.0;
+        self.last = i;
+        let offset = addr.0.wrapping_sub(slot.range.base.0);
         match slot.device.read(ctx, offset, size) {
             Ok(v) => (v & size.mask(), Some(DeviceIndex(i))),
             Err(e) => {
-                self.unhandled.warn(ctx.vcpu, addr, size, None, slot.name);
-                log::debug!("{} read at {addr}: {e}", slot.name);
+                self.refused(ctx.vcpu, addr, size, None, i, e);
                 (0, Some(DeviceIndex(i)))
             }
         }
@@ -219,19 +233,48 @@ impl MmioBus {
         value: u64,
     ) -> Option<DeviceIndex> {
         let value = value & size.mask();
-        let Some(i) = self.find(addr, size) else {
-            self.unhandled
-                .warn(ctx.vcpu, addr, size, Some(value), "no device");
+        let found = self.find(addr, size);
+        let Some((i, slot)) = found.and_then(|i| Some((i, self.slots.get_mut(i)?))) else {
+            self.no_device(ctx.vcpu, addr, size, Some(value));
             return None;
         };
-        let slot = self.slots.get_mut(i)?;
-        let offset = addr.0 - slot.range.base.0;
+        self.last = i;
+        let offset = addr.0.wrapping_sub(slot.range.base.0);
         if let Err(e) = slot.device.write(ctx, offset, size, value) {
-            self.unhandled
-                .warn(ctx.vcpu, addr, size, Some(value), slot.name);
-            log::debug!("{} write at {addr}: {e}", slot.name);
+            self.refused(ctx.vcpu, addr, size, Some(value), i, e);
         }
         Some(DeviceIndex(i))
+    }
+
+    /// No device at `addr`: read-as-zero / write-ignored, logged once per address.
+    #[cold]
+    #[inline(never)]
+    fn no_device(
+        &mut self,
+        vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+        value: Option<u64>,
+    ) {
+        self.unhandled.warn(vcpu, addr, size, value, "no device");
+    }
+
+    /// Device `i` refused the access: logged once per address.
+    #[cold]
+    #[inline(never)]
+    fn refused(
+        &mut self,
+        vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+        value: Option<u64>,
+        i: usize,
+        e: MmioError,
+    ) {
+        let name = self.slots.get(i).map_or("?", |s| s.name);
+        self.unhandled.warn(vcpu, addr, size, value, name);
+        let dir = if value.is_some() { "write" } else { "read" };
+        log::debug!("{name} {dir} at {addr}: {e}");
     }
 
     /// How many distinct unhandled addresses were seen (and logged).

@@ -175,3 +175,62 @@ fn log_once_remembers_then_counts() {
     assert!(l.first(1000), "first overflow is logged");
     assert!(!l.first(1001), "later ones only counted");
 }
+
+#[test]
+fn last_device_hit_is_only_a_shortcut() {
+    // Three devices, accesses jumping between them, to their edges and just past them, and a
+    // device added (indices shift) after the bus has remembered one: every access still goes
+    // to the device whose range holds it, or to nobody.
+    let regs: Vec<_> = (0..4)
+        .map(|_| alloc::rc::Rc::new(RefCell::new([0u32; 4])))
+        .collect();
+    let mut bus = MmioBus::new();
+    for (i, base) in [0x1000u64, 0x2000, 0x3000].into_iter().enumerate() {
+        let name = ["a", "b", "c"][i];
+        bus.add(
+            name,
+            GuestRange::new(base, 0x10),
+            Box::new(Regs(regs[i].clone())),
+        )
+        .unwrap();
+    }
+    with_ctx(|ctx| {
+        for round in 0..3u64 {
+            for (i, base) in [0x3000u64, 0x1000, 0x2000, 0x1000].into_iter().enumerate() {
+                let v = round * 100 + i as u64;
+                let at = GuestPhysAddr(base + 0xc);
+                let dev = bus.write(ctx, at, AccessSize::Word, v).unwrap();
+                assert_eq!(bus.read(ctx, at, AccessSize::Word), (v, Some(dev)));
+                // Just past the device just hit: nobody's, whatever the bus remembers.
+                assert_eq!(
+                    bus.read(ctx, GuestPhysAddr(base + 0x10), AccessSize::Word),
+                    (0, None)
+                );
+                // Straddling its end: nobody's.
+                assert_eq!(bus.read(ctx, at, AccessSize::Double), (0, None));
+            }
+        }
+    });
+    // A device below the others: every index shifts by one.
+    bus.add(
+        "z",
+        GuestRange::new(0x800, 0x10),
+        Box::new(Regs(regs[3].clone())),
+    )
+    .unwrap();
+    with_ctx(|ctx| {
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x100c), AccessSize::Word),
+            (203, Some(DeviceIndex(1)))
+        );
+        assert_eq!(
+            bus.read(ctx, GuestPhysAddr(0x300c), AccessSize::Word),
+            (200, Some(DeviceIndex(3)))
+        );
+        bus.write(ctx, GuestPhysAddr(0x800), AccessSize::Word, 9);
+    });
+    assert_eq!(regs[3].borrow()[0], 9);
+    assert_eq!(regs[0].borrow()[3], 203);
+    assert_eq!(regs[1].borrow()[3], 202);
+    assert_eq!(regs[2].borrow()[3], 200);
+}

@@ -74,10 +74,7 @@ impl<S: ConsoleSink> MmioDevice for SharedPl011<S> {
         offset: u64,
         size: AccessSize,
     ) -> Result<u64, MmioError> {
-        let mut uart = self
-            .0
-            .try_borrow_mut()
-            .map_err(|_| MmioError::Refused("pl011 busy"))?;
+        let mut uart = self.0.try_borrow_mut().map_err(|_| MmioError::Busy)?;
         uart.read(ctx, offset, size)
     }
 
@@ -88,10 +85,7 @@ impl<S: ConsoleSink> MmioDevice for SharedPl011<S> {
         size: AccessSize,
         value: u64,
     ) -> Result<(), MmioError> {
-        let mut uart = self
-            .0
-            .try_borrow_mut()
-            .map_err(|_| MmioError::Refused("pl011 busy"))?;
+        let mut uart = self.0.try_borrow_mut().map_err(|_| MmioError::Busy)?;
         uart.write(ctx, offset, size, value)
     }
 }

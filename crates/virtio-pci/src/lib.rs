@@ -482,7 +482,7 @@ pub struct EcamWindow(SharedPciBus);
 /// The BAR window of a [`SharedPciBus`].
 pub struct BarWindow(SharedPciBus);
 
-const BUSY: MmioError = MmioError::Refused("pci bus busy");
+const BUSY: MmioError = MmioError::Busy;
 
 impl MmioDevice for EcamWindow {
     fn read(
