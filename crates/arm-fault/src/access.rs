@@ -57,7 +57,8 @@ impl AccessSize {
     /// All-ones for this width.
     #[inline]
     pub const fn mask(self) -> u64 {
-        u64::MAX >> (64 - self.bits())
+        // bits() is 8, 16, 32 or 64: the shift is 0..=56.
+        u64::MAX >> 64u32.wrapping_sub(self.bits())
     }
 }
 
@@ -206,7 +207,8 @@ impl MmioAccess {
         let size = self.size();
         let v = bus_value & size.mask();
         let extended = if self.sign_extend() && !matches!(size, AccessSize::Double) {
-            let shift = 64 - size.bits();
+            // Not Double: bits() is 8, 16 or 32, so the shift is 32..=56.
+            let shift = 64u32.wrapping_sub(size.bits());
             (((v << shift) as i64) >> shift) as u64
         } else {
             v

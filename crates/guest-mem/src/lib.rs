@@ -9,6 +9,8 @@
 //! accessed through raw pointer copies (never through `&[u8]` references that would assert the
 //! bytes do not change), and the virtqueue index fields get acquire/release accessors.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -35,7 +37,7 @@ impl GuestPhysAddr {
 
     /// True when the address is a multiple of `align` (a power of two).
     pub const fn is_aligned(self, align: u64) -> bool {
-        align != 0 && self.0 & (align - 1) == 0
+        align != 0 && self.0 & align.wrapping_sub(1) == 0
     }
 }
 
@@ -86,13 +88,19 @@ impl GuestRange {
 
     /// True when `addr` lies in the range.
     pub const fn contains(&self, addr: GuestPhysAddr) -> bool {
-        addr.0 >= self.base.0 && addr.0 - self.base.0 < self.size
+        match addr.0.checked_sub(self.base.0) {
+            Some(off) => off < self.size,
+            None => false,
+        }
     }
 
     /// True when `[addr, addr + len)` lies entirely in the range (and does not wrap).
     pub const fn contains_range(&self, addr: GuestPhysAddr, len: u64) -> bool {
         match addr.0.checked_sub(self.base.0) {
-            Some(off) => off <= self.size && len <= self.size - off,
+            Some(off) => match self.size.checked_sub(off) {
+                Some(rest) => len <= rest,
+                None => false,
+            },
             None => false,
         }
     }
@@ -213,7 +221,8 @@ impl<'a> GuestMemory<'a> {
         if let Some(obs) = self.observer {
             obs.observe(addr, len, write);
         }
-        let off = addr.0 - self.range.base.0;
+        // `contains_range` above: `addr` is at or above the base.
+        let off = addr.0.wrapping_sub(self.range.base.0);
         // `off + len <= size`, and `size` fits the host address space because it is mapped.
         Ok(self.host.as_ptr().wrapping_add(off as usize))
     }

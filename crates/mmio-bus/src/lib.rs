@@ -11,6 +11,8 @@
 //! the GIC and PCI specifications require of reserved registers, and because Linux probes
 //! registers that may not exist (an abort would kill the guest on a harmless probe).
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -202,6 +204,7 @@ impl MmioBus {
 
     /// A guest load: the device's value, or 0 (logged once per address) when no device
     /// handles it.
+    #[inline]
     pub fn read(
         &mut self,
         ctx: &mut DeviceCtx<'_>,
@@ -225,6 +228,7 @@ impl MmioBus {
     }
 
     /// A guest store; ignored (logged once per address) when no device handles it.
+    #[inline]
     pub fn write(
         &mut self,
         ctx: &mut DeviceCtx<'_>,

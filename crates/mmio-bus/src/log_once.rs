@@ -38,7 +38,8 @@ impl LogOnce {
         }
         if let Some(slot) = self.addrs.get_mut(self.len) {
             *slot = addr;
-            self.len += 1;
+            // `get_mut(len)` succeeded: len < capacity.
+            self.len = self.len.saturating_add(1);
             return true;
         }
         self.overflow = self.overflow.saturating_add(1);

@@ -29,11 +29,12 @@ impl<T: Copy + Default, const N: usize> Fifo<T, N> {
         if self.len >= limit.min(N) || N == 0 {
             return false;
         }
-        let at = (self.head + self.len) % N;
+        // head < N and len < N (checked above), so the sum cannot overflow.
+        let at = self.head.wrapping_add(self.len).checked_rem(N).unwrap_or(0);
         match self.buf.get_mut(at) {
             Some(slot) => {
                 *slot = v;
-                self.len += 1;
+                self.len = self.len.wrapping_add(1);
                 true
             }
             None => false,
@@ -45,8 +46,9 @@ impl<T: Copy + Default, const N: usize> Fifo<T, N> {
             return None;
         }
         let v = self.buf.get(self.head).copied()?;
-        self.head = (self.head + 1) % N;
-        self.len -= 1;
+        self.head = self.head.wrapping_add(1).checked_rem(N).unwrap_or(0);
+        // len != 0 (checked above).
+        self.len = self.len.wrapping_sub(1);
         Some(v)
     }
 

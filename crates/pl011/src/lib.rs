@@ -68,6 +68,8 @@
 //! them when it finds the UART enabled. [`Pl011::new_hw_reset`] gives the TRM's reset values
 //! for guests that program the UART themselves.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -616,9 +618,10 @@ fn fifo_fraction(sel: u8) -> usize {
 
 /// Byte `n` of the peripheral / PrimeCell IDs at 0xFE0..=0xFFC.
 fn id_byte(offset: u64) -> u8 {
-    let n = ((offset - PERIPH_ID0) / 4) as u32;
+    // Callers pass 0xFE0..=0xFFC: no wrap; out of range gives a PrimeCell byte, not a panic.
+    let n = (offset.wrapping_sub(PERIPH_ID0) / 4) as u32;
     let id = if n < 4 { PERIPH_ID } else { PCELL_ID };
-    (id >> ((n % 4) * 8)) as u8
+    (id >> ((n % 4).wrapping_mul(8))) as u8
 }
 
 impl<S: ConsoleSink> MmioDevice for Pl011<S> {

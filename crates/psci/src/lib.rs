@@ -9,6 +9,8 @@
 //! CPU_SUSPEND is served as a standby (WFI-like) state whatever the requested power state,
 //! as KVM does: a wake-up interrupt returns from the call with SUCCESS.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use guest_mem::{GuestPhysAddr, GuestRange};
 use hypervisor::VcpuId;

@@ -223,6 +223,12 @@ pub struct Machine {
     ram: *mut [u8],
 }
 
+impl Default for Machine {
+    fn default() -> Self {
+        Machine::new()
+    }
+}
+
 impl Drop for Machine {
     fn drop(&mut self) {
         // SAFETY: `ram` came from Box::into_raw in `observed`. The VM's `GuestMemory` points

@@ -14,7 +14,7 @@
 //! `DIR/results.md` (with `DIR/boot.json` folded in when `crates/vmm-bench/boot.sh` has made
 //! it).
 
-mod machine;
+use vmm_bench::machine;
 mod measure;
 mod report;
 mod scenarios;

@@ -15,6 +15,9 @@
 //!
 //! A violated invariant panics, which is what libFuzzer reports.
 
+// Panicking is how a fuzz target reports a broken invariant.
+#![allow(clippy::panic)]
+
 use std::cell::Cell;
 
 use arm_fault::{AccessSize, Esr};
@@ -475,8 +478,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A fuzz target: the fuzzer's bytes in, a panic if an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/` and the corpus directories name them.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("vm_all", |d| fuzz_vm(Focus::All, d)),
     ("vgic", |d| fuzz_vm(Focus::Vgic, d)),
     ("pci_ecam", |d| fuzz_vm(Focus::PciEcam, d)),

@@ -13,6 +13,8 @@
 //! [`SystemEvent::Crash`]: a defined, visible end instead of a guest silently running on with
 //! a corrupted register.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 

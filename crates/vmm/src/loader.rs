@@ -72,7 +72,7 @@ impl From<MemError> for LoadError {
 
 fn le64(b: &[u8], at: usize) -> u64 {
     let mut v = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
+    if let Some(s) = at.checked_add(8).and_then(|end| b.get(at..end)) {
         v.copy_from_slice(s);
     }
     u64::from_le_bytes(v)
