@@ -622,50 +622,27 @@ fn for_each_bit(mut bits: u32, mut f: impl FnMut(u32)) {
     }
 }
 
-impl InterruptController for Vgic {
-    #[inline]
-    fn handles(&self, addr: GuestPhysAddr) -> bool {
-        self.locate(addr).is_some()
-    }
-
-    #[inline]
-    fn mmio_read(
+impl Vgic {
+    /// A load the fast path does not cover: the generic decode (out of line).
+    #[inline(never)]
+    fn mmio_read_generic(
         &mut self,
-        _hyp: &mut dyn Hypervisor,
-        _vcpu: VcpuId,
         addr: GuestPhysAddr,
         size: AccessSize,
     ) -> Option<Result<u64, MmioError>> {
-        match self.fast(addr, size) {
-            mmio::Fast::Bits(reg, loc) => return Some(Ok(self.fast_read_bits(reg, loc))),
-            mmio::Fast::DistCtlr => return Some(Ok(self.dist_ctlr())),
-            mmio::Fast::NotMine => return None,
-            mmio::Fast::No => {}
-        }
         let (frame, off) = self.locate(addr)?;
         Some(self.read(frame, off, size))
     }
 
-    #[inline]
-    fn mmio_write(
+    /// A store the fast path does not cover: the generic decode (out of line).
+    #[inline(never)]
+    fn mmio_write_generic(
         &mut self,
         hyp: &mut dyn Hypervisor,
-        _vcpu: VcpuId,
         addr: GuestPhysAddr,
         size: AccessSize,
         value: u64,
     ) -> Option<Result<(), MmioError>> {
-        // A bit register write that changes no bit runs no flush (see below).
-        match self.fast(addr, size) {
-            mmio::Fast::Bits(reg, loc) => {
-                if self.fast_write_bits(reg, loc, value) {
-                    self.flush_all(hyp);
-                }
-                return Some(Ok(()));
-            }
-            mmio::Fast::NotMine => return None,
-            mmio::Fast::DistCtlr | mmio::Fast::No => {}
-        }
         let (frame, off) = self.locate(addr)?;
         let r = self.write(frame, off, size, value & size.mask());
         // Enables, pending bits, routes, group enable, a woken redistributor: anything may
@@ -676,6 +653,56 @@ impl InterruptController for Vgic {
             self.flush_all(hyp);
         }
         Some(r.map(|_| ()))
+    }
+}
+
+/// The MMIO entry points are inlined into the event loop: the fast path (GICD_CTLR, the bit
+/// registers, and "not mine" for a bus device's word access) costs no call; everything else
+/// goes to the out-of-line generic decode.
+impl InterruptController for Vgic {
+    #[inline]
+    fn handles(&self, addr: GuestPhysAddr) -> bool {
+        self.locate(addr).is_some()
+    }
+
+    #[inline(always)]
+    fn mmio_read(
+        &mut self,
+        _hyp: &mut dyn Hypervisor,
+        _vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+    ) -> Option<Result<u64, MmioError>> {
+        match self.fast(addr, size) {
+            mmio::Fast::Bits(reg, loc) => Some(Ok(self.fast_read_bits(reg, loc))),
+            mmio::Fast::DistCtlr => Some(Ok(self.dist_ctlr())),
+            mmio::Fast::NotMine => None,
+            mmio::Fast::No => self.mmio_read_generic(addr, size),
+        }
+    }
+
+    #[inline(always)]
+    fn mmio_write(
+        &mut self,
+        hyp: &mut dyn Hypervisor,
+        _vcpu: VcpuId,
+        addr: GuestPhysAddr,
+        size: AccessSize,
+        value: u64,
+    ) -> Option<Result<(), MmioError>> {
+        match self.fast(addr, size) {
+            // A bit register write that changes no bit runs no flush (see the generic path).
+            mmio::Fast::Bits(reg, loc) => {
+                if self.fast_write_bits(reg, loc, value) {
+                    self.flush_all(hyp);
+                }
+                Some(Ok(()))
+            }
+            mmio::Fast::NotMine => None,
+            mmio::Fast::DistCtlr | mmio::Fast::No => {
+                self.mmio_write_generic(hyp, addr, size, value)
+            }
+        }
     }
 
     fn set_level(&mut self, hyp: &mut dyn Hypervisor, intid: u32, level: bool) {

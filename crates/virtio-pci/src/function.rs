@@ -206,6 +206,7 @@ impl Function {
     }
 
     /// True when the function drives its INTx line (ISR set, INTx not disabled).
+    #[inline]
     pub(crate) fn intx(&self) -> bool {
         self.transport.isr() != 0 && self.command & command::INTX_DISABLE == 0
     }
@@ -244,6 +245,7 @@ impl Function {
 
     /// Reads the configuration dword at `reg` (a multiple of 4). Reading `pci_cfg_data`
     /// performs the BAR read the capability describes.
+    #[inline]
     pub(crate) fn read_dword(&mut self, reg: u16) -> u32 {
         match reg {
             0x00 => {

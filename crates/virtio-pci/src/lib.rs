@@ -292,6 +292,7 @@ impl PciBus {
     }
 
     /// Splits an ECAM offset into (slot, register) for bus 0 function 0 of a present device.
+    #[inline]
     fn ecam_target(&self, offset: u64) -> Option<(usize, u16)> {
         let bus = offset >> 20;
         let dev = (offset >> 15) & 31;
@@ -302,6 +303,7 @@ impl PciBus {
     }
 
     /// A load from ECAM space at `offset`.
+    #[inline]
     pub fn ecam_read(
         &mut self,
         ctx: &mut DeviceCtx<'_>,
