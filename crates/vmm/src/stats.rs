@@ -99,6 +99,7 @@ impl ExitStats {
     }
 
     /// Counts one exit of `vcpu`.
+    #[inline]
     pub fn count(&mut self, vcpu: VcpuId, class: ExitClass) {
         if let Some(row) = self.per_vcpu.get_mut(vcpu.index())
             && let Some(c) = row.get_mut(class.slot())
@@ -115,6 +116,7 @@ impl ExitStats {
     }
 
     /// Counts a bus access, by device (`None`: nobody handled it).
+    #[inline]
     pub fn count_mmio(&mut self, vcpu: VcpuId, device: Option<DeviceIndex>) {
         match device {
             Some(DeviceIndex(i)) => {
