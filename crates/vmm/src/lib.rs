@@ -241,7 +241,7 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
 
     /// Every exit but an emulable load or store (and those too, decoded again, if called
     /// with one).
-    #[inline(never)]
+    #[inline]
     fn exit(&mut self, vcpu: VcpuId, esr: Esr, ipa: GuestPhysAddr) -> Reply {
         match decode(esr, ipa) {
             Ok(Exit::DataAbort { ipa, access }) => {
