@@ -126,7 +126,7 @@ impl Iterator for Feed {
 
     fn next(&mut self) -> Option<Input> {
         let item = self.items.get_mut(self.next)?.take();
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         item
     }
 }

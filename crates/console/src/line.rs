@@ -57,7 +57,9 @@ impl<S: ConsoleSink> LineWriter<S> {
         let mut w = LineWriter::new("", sink);
         let mut c = PrefixCursor { w: &mut w };
         // The name is cut so that "] " always fits.
-        let room = PREFIX_MAX - "[guest ".len() - "] ".len();
+        let room = PREFIX_MAX
+            .saturating_sub("[guest ".len())
+            .saturating_sub("] ".len());
         let _ = fmt::Write::write_str(&mut c, "[guest ");
         let _ = fmt::Write::write_str(&mut c, utf8_prefix(name, room));
         let _ = fmt::Write::write_str(&mut c, "] ");
@@ -112,13 +114,15 @@ impl<S: ConsoleSink> LineWriter<S> {
             self.emit(self.len);
             return;
         }
-        if let Some(slot) = self.buf.get_mut(self.prefix_len + self.len) {
+        // prefix_len <= PREFIX_MAX and len <= LINE_MAX (emitted when it gets there): the
+        // index stays inside `buf`, and the sums below cannot overflow.
+        if let Some(slot) = self.buf.get_mut(self.prefix_len.saturating_add(self.len)) {
             *slot = b;
-            self.len += 1;
+            self.len = self.len.saturating_add(1);
         }
         if self.len >= LINE_MAX {
             let keep = incomplete_utf8_tail(self.line());
-            self.emit(self.len - keep);
+            self.emit(self.len.saturating_sub(keep));
         }
     }
 
@@ -134,13 +138,15 @@ impl<S: ConsoleSink> LineWriter<S> {
 
     fn line(&self) -> &[u8] {
         self.buf
-            .get(self.prefix_len..self.prefix_len + self.len)
+            .get(self.prefix_len..self.prefix_len.saturating_add(self.len))
             .unwrap_or_default()
     }
 
     fn trim_cr(&mut self) {
-        while self.len > 0 && self.buf.get(self.prefix_len + self.len - 1) == Some(&b'\r') {
-            self.len -= 1;
+        while let Some(last) = self.len.checked_sub(1)
+            && self.buf.get(self.prefix_len.saturating_add(last)) == Some(&b'\r')
+        {
+            self.len = last;
         }
     }
 
@@ -148,29 +154,31 @@ impl<S: ConsoleSink> LineWriter<S> {
     /// bytes of an incomplete UTF-8 sequence) moves to the start of the next one.
     fn emit(&mut self, n: usize) {
         let n = n.min(self.len);
-        let end = self.prefix_len + n;
+        // prefix_len <= PREFIX_MAX, n <= len <= LINE_MAX: no sum here overflows.
+        let end = self.prefix_len.saturating_add(n);
         let tail_start = end;
-        let tail_end = self.prefix_len + self.len;
+        let tail_end = self.prefix_len.saturating_add(self.len);
         let mut tail = [0u8; 4];
-        let tail_len = (tail_end - tail_start).min(tail.len());
+        let tail_len = tail_end.saturating_sub(tail_start).min(tail.len());
         if let (Some(dst), Some(src)) = (
             tail.get_mut(..tail_len),
-            self.buf.get(tail_start..tail_start + tail_len),
+            self.buf
+                .get(tail_start..tail_start.saturating_add(tail_len)),
         ) {
             dst.copy_from_slice(src);
         }
         if let Some(slot) = self.buf.get_mut(end) {
             *slot = b'\n';
         }
-        if let Some(out) = self.buf.get(..end + 1) {
+        if let Some(out) = self.buf.get(..end.saturating_add(1)) {
             self.sink.write_bytes(out);
         }
         self.lines = self.lines.wrapping_add(1);
         self.len = 0;
         for &b in tail.get(..tail_len).unwrap_or_default() {
-            if let Some(slot) = self.buf.get_mut(self.prefix_len + self.len) {
+            if let Some(slot) = self.buf.get_mut(self.prefix_len.saturating_add(self.len)) {
                 *slot = b;
-                self.len += 1;
+                self.len = self.len.saturating_add(1);
             }
         }
     }
@@ -214,12 +222,13 @@ struct PrefixCursor<'a, S> {
 
 impl<S> fmt::Write for PrefixCursor<'_, S> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = PREFIX_MAX - self.w.prefix_len;
+        let room = PREFIX_MAX.saturating_sub(self.w.prefix_len);
         let s = utf8_prefix(s, room).as_bytes();
         let at = self.w.prefix_len;
-        if let Some(dst) = self.w.buf.get_mut(at..at + s.len()) {
+        // at + s.len() <= PREFIX_MAX.
+        if let Some(dst) = self.w.buf.get_mut(at..at.saturating_add(s.len())) {
             dst.copy_from_slice(s);
-            self.w.prefix_len += s.len();
+            self.w.prefix_len = at.saturating_add(s.len());
         }
         Ok(())
     }
@@ -228,8 +237,9 @@ impl<S> fmt::Write for PrefixCursor<'_, S> {
 /// The longest prefix of `s` of at most `max` bytes that ends at a character boundary.
 fn utf8_prefix(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
+    // 0 is always a boundary: the loop ends there at the latest.
     while !s.is_char_boundary(end) {
-        end -= 1;
+        end = end.saturating_sub(1);
     }
     s.get(..end).unwrap_or_default()
 }
@@ -238,7 +248,8 @@ fn utf8_prefix(s: &str, max: usize) -> &str {
 /// complete (0..=3).
 fn incomplete_utf8_tail(s: &[u8]) -> usize {
     for i in 1..=s.len().min(3) {
-        let Some(&b) = s.get(s.len() - i) else {
+        // i <= s.len().
+        let Some(&b) = s.get(s.len().wrapping_sub(i)) else {
             return 0;
         };
         if b & 0xC0 == 0x80 {

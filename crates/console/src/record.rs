@@ -103,7 +103,8 @@ impl VcpuSplitter<'_> {
                 Step::Mismatch
             };
         }
-        let digits = n - TAG.len();
+        // TAG.get(n) failed: n >= TAG.len().
+        let digits = n.saturating_sub(TAG.len());
         let last = self.held().last().copied();
         match b {
             b'0'..=b'9' if last != Some(b']') && digits < 3 => Step::More,
@@ -153,16 +154,19 @@ impl Write for VcpuSplitter<'_> {
                 Step::More => {
                     if let Some(slot) = self.held.get_mut(self.held_len) {
                         *slot = b;
-                        self.held_len += 1;
+                        // get_mut succeeded: held_len < held.len().
+                        self.held_len = self.held_len.saturating_add(1);
                     }
                 }
                 Step::Matched => {
                     self.state = State::Pass;
                     let held = self.held;
                     // Digits sit between "[vcpu" and the final ']'.
-                    let digits = held.get(TAG.len()..self.held_len - 1);
+                    let digits = held.get(TAG.len()..self.held_len.saturating_sub(1));
                     self.header(digits)?;
-                    return self.out.write_str(s.get(i + 1..).unwrap_or_default());
+                    return self
+                        .out
+                        .write_str(s.get(i.saturating_add(1)..).unwrap_or_default());
                 }
                 Step::Mismatch => {
                     self.give_up()?;
