@@ -6,6 +6,8 @@
 //! 4 KiB pages about 470 times slower. Emulated windows are deliberately *not* mapped, so every
 //! guest access there faults to the VMM.
 #![no_std]
+// No value overflows silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -91,7 +93,11 @@ pub struct Mapping {
 impl Mapping {
     /// Number of pages in the run.
     pub const fn pages(&self) -> u64 {
-        self.size / self.page.bytes()
+        // A page size is never zero.
+        match self.size.checked_div(self.page.bytes()) {
+            Some(n) => n,
+            None => 0,
+        }
     }
 }
 
@@ -217,14 +223,14 @@ fn split(
                 name,
                 guest: GuestPhysAddr(from),
                 source: source(from),
-                size: to - from,
+                size: to.wrapping_sub(from), // to > from
                 page,
                 attrs,
             });
         }
     };
     let big_start = start.next_multiple_of(PAGE_2M);
-    let big_end = end - end % PAGE_2M;
+    let big_end = end.wrapping_sub(end.wrapping_rem(PAGE_2M)); // end % PAGE_2M <= end
     if large && big_start < big_end {
         push(start, big_start, PageSize::Small);
         push(big_start, big_end, PageSize::Large);
@@ -299,7 +305,7 @@ fn human(bytes: u64) -> alloc::string::String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
         if bytes >= unit && bytes.is_multiple_of(unit) {
-            return alloc::format!("{} {name}", bytes / unit);
+            return alloc::format!("{} {name}", bytes.checked_div(unit).unwrap_or(0));
         }
     }
     alloc::format!("{bytes:#x} B")
