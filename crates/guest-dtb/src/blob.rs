@@ -127,7 +127,7 @@ pub(crate) fn check(data: &[u8]) -> Result<Counts, DtbError> {
     if data.len() < HEADER_LEN {
         return Err(DtbError::TooShort { len: data.len() });
     }
-    let word = |i: usize| be32(data, i * 4).unwrap_or(0);
+    let word = |i: usize| be32(data, i.saturating_mul(4)).unwrap_or(0);
     let magic = word(0);
     if magic != MAGIC {
         return Err(DtbError::BadMagic { found: magic });
@@ -183,12 +183,12 @@ pub(crate) fn check(data: &[u8]) -> Result<Counts, DtbError> {
             .filter(|_| at.saturating_add(16) <= total);
         match entry {
             Some(e) if e.iter().all(|&b| b == 0) => break,
-            Some(_) => at += 16,
+            Some(_) => at = at.saturating_add(16),
             None => {
                 return Err(DtbError::Block {
                     block: "memory reservation",
                     offset: off_rsvmap,
-                    size: u32::try_from(at - rsv_start).unwrap_or(u32::MAX),
+                    size: u32::try_from(at.saturating_sub(rsv_start)).unwrap_or(u32::MAX),
                 });
             }
         }
@@ -197,10 +197,12 @@ pub(crate) fn check(data: &[u8]) -> Result<Counts, DtbError> {
     walk(data, s_start, s_end, strings)
 }
 
+// Positions below are offsets into `block` plus a few bytes, and `depth` stays under
+// MAX_DEPTH: the saturating operations never saturate; they only say no sum can wrap.
 fn walk(data: &[u8], start: usize, end: usize, strings: &[u8]) -> Result<Counts, DtbError> {
     let block = data.get(start..end).unwrap_or_default();
     let err = |at: usize, what: &'static str| DtbError::Structure {
-        offset: start + at,
+        offset: start.saturating_add(at),
         what,
     };
     let mut counts = Counts::default();
@@ -212,7 +214,7 @@ fn walk(data: &[u8], start: usize, end: usize, strings: &[u8]) -> Result<Counts,
     loop {
         let token = be32(block, at).ok_or_else(|| err(at, "ends without an END token"))?;
         let here = at;
-        at += 4;
+        at = at.saturating_add(4);
         match token {
             NOP => {}
             BEGIN_NODE => {
@@ -233,19 +235,19 @@ fn walk(data: &[u8], start: usize, end: usize, strings: &[u8]) -> Result<Counts,
                 if depth > 0 && (name.is_empty() || name.contains('/')) {
                     return Err(err(here, "node name is empty or contains '/'"));
                 }
-                at = align4(at + len + 1);
-                depth += 1;
+                at = align4(at.saturating_add(len).saturating_add(1));
+                depth = depth.saturating_add(1);
                 if depth > MAX_DEPTH {
                     return Err(err(here, "nodes nested deeper than 64"));
                 }
                 had_child = false;
-                counts.nodes += 1;
+                counts.nodes = counts.nodes.saturating_add(1);
             }
             END_NODE => {
                 if depth == 0 {
                     return Err(err(here, "END_NODE without a node"));
                 }
-                depth -= 1;
+                depth = depth.saturating_sub(1);
                 had_child = true;
                 if depth == 0 {
                     root_done = true;
@@ -259,8 +261,9 @@ fn walk(data: &[u8], start: usize, end: usize, strings: &[u8]) -> Result<Counts,
                     return Err(err(here, "property after a child node"));
                 }
                 let len = be32(block, at).ok_or_else(|| err(here, "truncated property"))?;
-                let nameoff = be32(block, at + 4).ok_or_else(|| err(here, "truncated property"))?;
-                at += 8;
+                let nameoff = be32(block, at.saturating_add(4))
+                    .ok_or_else(|| err(here, "truncated property"))?;
+                at = at.saturating_add(8);
                 let value_end = at
                     .checked_add(usize_of(len))
                     .filter(|&e| e <= block.len())
@@ -274,7 +277,7 @@ fn walk(data: &[u8], start: usize, end: usize, strings: &[u8]) -> Result<Counts,
                     return Err(err(here, "property name is empty or not UTF-8"));
                 }
                 at = align4(value_end);
-                counts.props += 1;
+                counts.props = counts.props.saturating_add(1);
             }
             END => {
                 if !root_done || depth != 0 {

@@ -127,7 +127,8 @@ pub(crate) fn build(
     p.validate()?;
     if let Some(i) = initrd {
         let region = p.initrd.range();
-        let ok = i.start.0 < i.end.0 && region.contains_range(i.start, i.end.0 - i.start.0);
+        let ok =
+            i.start.0 < i.end.0 && region.contains_range(i.start, i.end.0.wrapping_sub(i.start.0));
         if !ok {
             return Err(Error::Initrd {
                 start: i.start.0,
@@ -502,7 +503,8 @@ impl<'a> Builder<'_, 'a> {
             }
             Ok((out, mask))
         } else if self.is_kept(parent) {
-            let count = cells.len() / ic;
+            // ic != 0 (checked above).
+            let count = cells.len().checked_div(ic).unwrap_or(0);
             Ok((cells, vec![true; count]))
         } else {
             Err(self.unkept(i, "interrupts", parent))
@@ -525,7 +527,11 @@ impl<'a> Builder<'_, 'a> {
         let mut out = Vec::new();
         let mut mask = Vec::new();
         for r in refs {
-            let args = cells.get(r.at + 1..r.at + 1 + r.args).unwrap_or_default();
+            // refs::walk checked that the arguments lie inside `cells`.
+            let from = r.at.saturating_add(1);
+            let args = cells
+                .get(from..from.saturating_add(r.args))
+                .unwrap_or_default();
             if self.is_gic(r.target) {
                 let keep = self.gic_spec(i, name, args)?;
                 if keep {
@@ -744,7 +750,8 @@ impl<'a> Builder<'_, 'a> {
         match cells {
             1 => u32::try_from(value).map(|v| vec![v]).map_err(|_| too_wide),
             2..=4 => {
-                let mut v = vec![0; cells as usize - 2];
+                // cells is 2..=4.
+                let mut v = vec![0; (cells as usize).saturating_sub(2)];
                 v.push((value >> 32) as u32);
                 v.push(value as u32);
                 Ok(v)
@@ -922,7 +929,8 @@ impl<'a> Builder<'_, 'a> {
                 let spi = p
                     .pci
                     .intx
-                    .get(((slot + pin - 1) % 4) as usize)
+                    // slot < 4, pin in 1..=4.
+                    .get((slot.wrapping_add(pin).wrapping_sub(1) % 4) as usize)
                     .map_or(0, |s| s.0);
                 map.extend([
                     slot << 11,

@@ -156,7 +156,7 @@ pub(crate) fn walk(
     let mut at = 0usize;
     while let Some(&first) = cells.get(at) {
         let (ph_at, prefix) = match layout {
-            Layout::Map { .. } => (at + 1, 1usize),
+            Layout::Map { .. } => (at.saturating_add(1), 1usize),
             _ => (at, 0),
         };
         let phandle = if prefix == 0 {
@@ -167,7 +167,7 @@ pub(crate) fn walk(
                 .ok_or_else(|| RefError::Shape("map entry cut short".into()))?
         };
         if phandle == 0 && matches!(layout, Layout::Phandles | Layout::Specifier { .. }) {
-            at += 1;
+            at = at.saturating_add(1);
             continue;
         }
         let target = tree
@@ -188,12 +188,16 @@ pub(crate) fn walk(
         };
         // A map entry ends with one length cell.
         let tail = usize::from(matches!(layout, Layout::Map { .. }));
-        let end = ph_at + 1 + args + tail;
+        // Cell counts come from the DTB: a sum that would wrap is an entry cut short.
+        let end = ph_at
+            .saturating_add(1)
+            .saturating_add(args)
+            .saturating_add(tail);
         if end > cells.len() {
             return Err(RefError::Shape(format!(
                 "the entry for phandle {phandle:#x} needs {} cells, {} are left",
-                end - at,
-                cells.len() - at
+                end.saturating_sub(at),
+                cells.len().saturating_sub(at)
             )));
         }
         refs.push(Ref {
@@ -224,17 +228,18 @@ pub(crate) struct MapEntry {
 pub(crate) fn interrupt_map(tree: &Tree<'_>, node: usize) -> Result<Vec<MapEntry>, RefError> {
     let value = tree.prop(node, "interrupt-map").unwrap_or_default();
     let cells = cells(value).ok_or_else(|| RefError::Shape("not whole cells".into()))?;
-    let child_width =
-        tree.addr_cells(node) as usize + tree.cell(node, "#interrupt-cells").unwrap_or(0) as usize;
+    // Cell counts come from the DTB: sums saturate, and a saturated range is "cut short".
+    let child_width = (tree.addr_cells(node) as usize)
+        .saturating_add(tree.cell(node, "#interrupt-cells").unwrap_or(0) as usize);
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < cells.len() {
         let child = cells
-            .get(at..at + child_width)
+            .get(at..at.saturating_add(child_width))
             .ok_or_else(|| RefError::Shape("entry cut short".into()))?
             .to_vec();
         let phandle = *cells
-            .get(at + child_width)
+            .get(at.saturating_add(child_width))
             .ok_or_else(|| RefError::Shape("entry cut short".into()))?;
         let parent = tree
             .by_phandle(phandle)
@@ -246,13 +251,14 @@ pub(crate) fn interrupt_map(tree: &Tree<'_>, node: usize) -> Result<Vec<MapEntry
                 target: parent,
                 cells: "#interrupt-cells",
             })? as usize;
-        let start = at + child_width + 1;
+        let start = at.saturating_add(child_width).saturating_add(1);
+        let spec = start.saturating_add(pa);
         let parent_addr = cells
-            .get(start..start + pa)
+            .get(start..spec)
             .ok_or_else(|| RefError::Shape("entry cut short".into()))?
             .to_vec();
         let parent_spec = cells
-            .get(start + pa..start + pa + pi)
+            .get(spec..spec.saturating_add(pi))
             .ok_or_else(|| RefError::Shape("entry cut short".into()))?
             .to_vec();
         out.push(MapEntry {
@@ -262,7 +268,7 @@ pub(crate) fn interrupt_map(tree: &Tree<'_>, node: usize) -> Result<Vec<MapEntry
             parent_addr,
             parent_spec,
         });
-        at = start + pa + pi;
+        at = spec.saturating_add(pi);
     }
     Ok(out)
 }

@@ -136,7 +136,7 @@ impl<'a> Tree<'a> {
         });
         for child in node.children().map_err(fdt_err)?.iter() {
             let child = child.map_err(fdt_err)?;
-            let c = self.add(child, Some(index), depth + 1)?;
+            let c = self.add(child, Some(index), depth.saturating_add(1))?;
             if let Some(n) = self.nodes.get_mut(index) {
                 n.children.push(c);
             }
@@ -330,14 +330,16 @@ impl<'a> Tree<'a> {
             ));
         }
         let cells = cells(reg).ok_or("reg is not whole cells")?;
-        if !cells.len().is_multiple_of(ac + sc) {
+        // ac, sc <= 4 (checked above).
+        let width = ac.saturating_add(sc);
+        if !cells.len().is_multiple_of(width) {
             return Err(format!(
                 "reg has {} cells, not a multiple of #address-cells {ac} + #size-cells {sc}",
                 cells.len()
             ));
         }
         let mut out = Vec::new();
-        for entry in cells.chunks_exact(ac + sc) {
+        for entry in cells.chunks_exact(width) {
             let (a, s) = entry.split_at(ac);
             let (Some(addr), Some(size)) = (number(a), number(s)) else {
                 return Err("reg entry too wide".into());
@@ -369,7 +371,7 @@ impl<'a> Tree<'a> {
             let ca = self.addr_cells(bus) as usize;
             let pa = self.addr_cells(up) as usize;
             let cs = self.size_cells(bus) as usize;
-            let width = ca + pa + cs;
+            let width = ca.saturating_add(pa).saturating_add(cs);
             let cells = cells(ranges).ok_or("ranges is not whole cells")?;
             if ca > 4 || pa > 4 || cs > 4 || width == 0 || !cells.len().is_multiple_of(width) {
                 return Err(format!(
@@ -392,7 +394,7 @@ impl<'a> Tree<'a> {
                     && addr >= child
                     && end <= range_end
                 {
-                    found = parent.checked_add(addr - child);
+                    found = parent.checked_add(addr.wrapping_sub(child)); // addr >= child
                     break;
                 }
             }

@@ -32,7 +32,7 @@ pub fn verify(dtb: &[u8]) -> Result<Verified, Error> {
     for i in 0..t.nodes.len() {
         let props = t.node(i).map(|n| n.props.clone()).unwrap_or_default();
         if t.has(i, "phandle") || t.has(i, "linux,phandle") {
-            phandles += 1;
+            phandles = phandles.saturating_add(1);
         }
         for (name, value) in props {
             let err = |e: RefError| match e {
@@ -54,9 +54,10 @@ pub fn verify(dtb: &[u8]) -> Result<Verified, Error> {
             };
             if let Some((layout, _)) = refs::classify(name) {
                 let (_, rs) = refs::walk(&t, layout, value).map_err(err)?;
-                references += rs.len();
+                references = references.saturating_add(rs.len());
             } else if name == "interrupt-map" {
-                references += refs::interrupt_map(&t, i).map_err(err)?.len();
+                references =
+                    references.saturating_add(refs::interrupt_map(&t, i).map_err(err)?.len());
             } else if name == "interrupts" {
                 let parent = match t.interrupt_parent(i) {
                     Ok(Some(p)) => p,
@@ -84,7 +85,7 @@ pub fn verify(dtb: &[u8]) -> Result<Verified, Error> {
                         why: format!("not a multiple of #interrupt-cells {ic}"),
                     });
                 }
-                references += 1;
+                references = references.saturating_add(1);
             }
         }
     }
@@ -105,7 +106,7 @@ pub fn verify(dtb: &[u8]) -> Result<Verified, Error> {
                     why: "names no node".into(),
                 });
             }
-            references += 1;
+            references = references.saturating_add(1);
         }
     }
     if let Some(sp) = t.find("/chosen").and_then(|c| t.prop(c, "stdout-path")) {
@@ -127,7 +128,7 @@ pub fn verify(dtb: &[u8]) -> Result<Verified, Error> {
                 why: "names no node".into(),
             });
         }
-        references += 1;
+        references = references.saturating_add(1);
     }
     Ok(Verified {
         nodes: t.nodes.len(),

@@ -146,7 +146,7 @@ impl Writer {
             } else {
                 alloc::format!("{path}/{}", c.name)
             };
-            self.node(c, &child_path, depth + 1)?;
+            self.node(c, &child_path, depth.saturating_add(1))?;
         }
         self.word(2);
         Ok(())
@@ -163,8 +163,12 @@ pub(crate) fn flatten(root: &ONode) -> Result<Vec<u8>, Error> {
     w.node(root, "/", 0)?;
     w.word(9);
     let off_struct = HEADER_LEN + RSVMAP_LEN;
-    let off_strings = off_struct + w.structs.len();
-    let total = off_strings + w.strings.len();
+    let off_strings = off_struct
+        .checked_add(w.structs.len())
+        .ok_or_else(|| too_large("/"))?;
+    let total = off_strings
+        .checked_add(w.strings.len())
+        .ok_or_else(|| too_large("/"))?;
     let u = |v: usize| u32::try_from(v).map_err(|_| too_large("/"));
     let header = [
         MAGIC,
