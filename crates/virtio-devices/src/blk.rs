@@ -102,7 +102,8 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
         }
         let start = sector.checked_mul(SECTOR)?;
         let end = start.checked_add(len)?;
-        if end > self.capacity() * SECTOR {
+        // capacity() * SECTOR is the disk's length, rounded down to whole sectors.
+        if end > self.capacity().saturating_mul(SECTOR) {
             return None;
         }
         Some(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
@@ -136,7 +137,7 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
         let sector = le64(&hdr, 8);
         // Data: the writable bytes before the status byte (reads), or the readable bytes after
         // the header (writes).
-        let data_in = writable - 1;
+        let data_in = writable.saturating_sub(1); // writable != 0 (checked above)
         let mut w = chain.writer();
         let status = match kind {
             VIRTIO_BLK_T_IN => match self.range(sector, data_in) {
@@ -168,10 +169,11 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
         // the device wrote at least that many), the status byte included when nothing was
         // skipped before it.
         let contiguous = w.written();
-        w.skip(data_in - contiguous);
+        // The writer wrote at most data_in bytes before this point.
+        w.skip(data_in.saturating_sub(contiguous));
         w.write(mem, &[status])?;
         let used = if contiguous == data_in {
-            data_in + 1
+            data_in.saturating_add(1)
         } else {
             contiguous
         };
@@ -223,7 +225,7 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioDevice for VirtioBlk<D> {
             (20, &(SECTOR as u32).to_le_bytes()),
         ];
         for (off, bytes) in fields {
-            if let Some(dst) = space.get_mut(off..off + bytes.len()) {
+            if let Some(dst) = space.get_mut(off..off.saturating_add(bytes.len())) {
                 dst.copy_from_slice(bytes);
             }
         }

@@ -86,11 +86,11 @@ impl ConsoleInput for InputQueue {
         let Ok(mut q) = self.inner.try_borrow_mut() else {
             return 0;
         };
-        let mut n = 0;
+        let mut n = 0usize;
         for b in buf.iter_mut() {
             let Some(c) = q.pop_front() else { break };
             *b = c;
-            n += 1;
+            n = n.saturating_add(1); // at most buf.len()
         }
         n
     }

@@ -24,6 +24,8 @@
 //! work, never panic, touch guest RAM only through [`GuestMemory`], and report what they cannot
 //! continue from as a [`DeviceError`], which the transport turns into DEVICE_NEEDS_RESET.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -199,7 +201,7 @@ pub fn read_config_bytes(space: &[u8], offset: u32, data: &mut [u8]) {
 /// Reads a little-endian u32 at `off` of a buffer the device filled (0 past its end).
 pub(crate) fn le32(buf: &[u8], off: usize) -> u32 {
     let mut b = [0u8; 4];
-    if let Some(s) = buf.get(off..off + 4) {
+    if let Some(s) = buf.get(off..off.saturating_add(4)) {
         b.copy_from_slice(s);
     }
     u32::from_le_bytes(b)
@@ -208,7 +210,7 @@ pub(crate) fn le32(buf: &[u8], off: usize) -> u32 {
 /// Reads a little-endian u64 at `off`.
 pub(crate) fn le64(buf: &[u8], off: usize) -> u64 {
     let mut b = [0u8; 8];
-    if let Some(s) = buf.get(off..off + 8) {
+    if let Some(s) = buf.get(off..off.saturating_add(8)) {
         b.copy_from_slice(s);
     }
     u64::from_le_bytes(b)

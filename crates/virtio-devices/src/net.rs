@@ -143,7 +143,7 @@ impl<B: NetBackend> VirtioNet<B> {
             };
             self.rx_len = None;
             let frame = self.rx_frame.get(..len.min(MAX_FRAME)).unwrap_or(&[]);
-            let need = (NET_HDR_LEN + frame.len()) as u64;
+            let need = (frame.len() as u64).saturating_add(NET_HDR_LEN as u64);
             let mut used = 0;
             if chain.writable_len() < need {
                 self.dropped(Drop::SmallRx, chain.writable_len());

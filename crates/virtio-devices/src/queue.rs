@@ -241,7 +241,8 @@ impl ChainReader<'_> {
             .iter()
             .map(|d| u64::from(d.len))
             .sum();
-        rest - u64::from(self.off)
+        // off <= the current descriptor's length, which `rest` includes.
+        rest.saturating_sub(u64::from(self.off))
     }
 
     /// Copies up to `buf.len()` bytes into `buf`; returns how many (fewer at the chain's end).
@@ -251,20 +252,25 @@ impl ChainReader<'_> {
             let Some(d) = self.descs.get(self.idx) else {
                 break;
             };
-            let left = d.len - self.off;
+            // off <= d.len always (it advances by at most what is left).
+            let left = d.len.saturating_sub(self.off);
             if left == 0 {
-                self.idx += 1;
+                self.idx = self.idx.saturating_add(1);
                 self.off = 0;
                 continue;
             }
-            let n = left.min(u32::try_from(buf.len() - done).unwrap_or(u32::MAX));
-            let Some(dst) = buf.get_mut(done..done + n as usize) else {
+            // done < buf.len() (loop condition).
+            let n = left.min(u32::try_from(buf.len().wrapping_sub(done)).unwrap_or(u32::MAX));
+            let Some(dst) = buf.get_mut(done..done.saturating_add(n as usize)) else {
                 break;
             };
-            let src = GuestPhysAddr(d.addr.0 + u64::from(self.off));
+            // `pop` checked [addr, addr + len) is guest RAM: no overflow; a saturated address
+            // would be refused by `GuestMemory` anyway.
+            let src = GuestPhysAddr(d.addr.0.saturating_add(u64::from(self.off)));
             mem.read(src, dst)?;
-            done += n as usize;
-            self.off += n;
+            // n <= buf.len() - done and n <= d.len - off.
+            done = done.saturating_add(n as usize);
+            self.off = self.off.saturating_add(n);
         }
         Ok(done)
     }
@@ -276,17 +282,18 @@ impl ChainReader<'_> {
             let Some(d) = self.descs.get(self.idx) else {
                 break;
             };
-            let here = u64::from(d.len - self.off);
+            let here = u64::from(d.len.saturating_sub(self.off));
             if here == 0 {
-                self.idx += 1;
+                self.idx = self.idx.saturating_add(1);
                 self.off = 0;
                 continue;
             }
+            // step <= here <= d.len - off (so it fits u32) and step <= left.
             let step = here.min(left);
-            self.off += step as u32;
-            left -= step;
+            self.off = self.off.saturating_add(step as u32);
+            left = left.saturating_sub(step);
         }
-        n - left
+        n.saturating_sub(left) // left <= n
     }
 }
 
@@ -314,7 +321,8 @@ impl ChainWriter<'_> {
             .iter()
             .map(|d| u64::from(d.len))
             .sum();
-        rest - u64::from(self.off)
+        // off <= the current descriptor's length, which `rest` includes.
+        rest.saturating_sub(u64::from(self.off))
     }
 
     /// Copies as much of `buf` as fits; returns how many bytes.
@@ -324,21 +332,25 @@ impl ChainWriter<'_> {
             let Some(d) = self.descs.get(self.idx) else {
                 break;
             };
-            let left = d.len - self.off;
+            // off <= d.len always (it advances by at most what is left).
+            let left = d.len.saturating_sub(self.off);
             if left == 0 {
-                self.idx += 1;
+                self.idx = self.idx.saturating_add(1);
                 self.off = 0;
                 continue;
             }
-            let n = left.min(u32::try_from(buf.len() - done).unwrap_or(u32::MAX));
-            let Some(src) = buf.get(done..done + n as usize) else {
+            // done < buf.len() (loop condition).
+            let n = left.min(u32::try_from(buf.len().wrapping_sub(done)).unwrap_or(u32::MAX));
+            let Some(src) = buf.get(done..done.saturating_add(n as usize)) else {
                 break;
             };
-            let dst = GuestPhysAddr(d.addr.0 + u64::from(self.off));
+            // As in ChainReader::read: inside a descriptor `pop` checked against guest RAM.
+            let dst = GuestPhysAddr(d.addr.0.saturating_add(u64::from(self.off)));
             mem.write(dst, src)?;
-            done += n as usize;
-            self.off += n;
-            self.written += u64::from(n);
+            // n <= buf.len() - done and n <= d.len - off.
+            done = done.saturating_add(n as usize);
+            self.off = self.off.saturating_add(n);
+            self.written = self.written.saturating_add(u64::from(n));
         }
         Ok(done)
     }
@@ -351,18 +363,20 @@ impl ChainWriter<'_> {
             let Some(d) = self.descs.get(self.idx) else {
                 break;
             };
-            let here = u64::from(d.len - self.off);
+            let here = u64::from(d.len.saturating_sub(self.off));
             if here == 0 {
-                self.idx += 1;
+                self.idx = self.idx.saturating_add(1);
                 self.off = 0;
                 continue;
             }
+            // step <= here <= d.len - off (so it fits u32) and step <= left.
             let step = here.min(left);
-            self.off += step as u32;
-            left -= step;
+            self.off = self.off.saturating_add(step as u32);
+            left = left.saturating_sub(step);
         }
-        self.written += n - left;
-        n - left
+        let skipped = n.saturating_sub(left); // left <= n
+        self.written = self.written.saturating_add(skipped);
+        skipped
     }
 }
 
@@ -489,11 +503,12 @@ impl Virtqueue {
         if size == 0 || !size.is_power_of_two() || size > self.max_size {
             return Err(QueueConfigError::Size(size));
         }
+        // n <= 32768: none of these lengths comes near overflowing.
         let n = u64::from(size);
         let rings = [
-            (self.desc, 16, DESC_SIZE * n),
-            (self.avail, 2, 6 + 2 * n),
-            (self.used, 4, 6 + 8 * n),
+            (self.desc, 16, DESC_SIZE.saturating_mul(n)),
+            (self.avail, 2, n.saturating_mul(2).saturating_add(6)),
+            (self.used, 4, n.saturating_mul(8).saturating_add(6)),
         ];
         for (addr, align, len) in rings {
             if !addr.is_aligned(align) {
@@ -534,16 +549,29 @@ impl Virtqueue {
         self.next_used
     }
 
+    // Ring addresses: `enable` checked each ring lies in guest RAM, so on an enabled queue
+    // these sums stay inside it; on any other a saturated address is refused by `GuestMemory`.
     fn avail_idx_addr(&self) -> GuestPhysAddr {
-        GuestPhysAddr(self.avail.0 + 2)
+        GuestPhysAddr(self.avail.0.saturating_add(2))
     }
 
     fn used_event_addr(&self) -> GuestPhysAddr {
-        GuestPhysAddr(self.avail.0 + 4 + 2 * u64::from(self.size))
+        let ring = u64::from(self.size).saturating_mul(2);
+        GuestPhysAddr(self.avail.0.saturating_add(4).saturating_add(ring))
     }
 
     fn avail_event_addr(&self) -> GuestPhysAddr {
-        GuestPhysAddr(self.used.0 + 4 + 8 * u64::from(self.size))
+        let ring = u64::from(self.size).saturating_mul(8);
+        GuestPhysAddr(self.used.0.saturating_add(4).saturating_add(ring))
+    }
+
+    /// Address of ring element `slot` (`stride` bytes each) after a ring's 4-byte header.
+    fn ring_elem(ring: GuestPhysAddr, stride: u64, slot: u64) -> GuestPhysAddr {
+        GuestPhysAddr(
+            ring.0
+                .saturating_add(4)
+                .saturating_add(stride.saturating_mul(slot)),
+        )
     }
 
     /// Whether the driver should get a used-buffer notification for what was added since the
@@ -627,20 +655,21 @@ impl<'a> QueueAccess<'a> {
             self.vq.pending = true;
             return Ok(None);
         }
-        let slot = u64::from(self.vq.last_avail % self.vq.size);
+        // 0 < pending <= size: the size is not zero.
+        let slot = u64::from(self.vq.last_avail.checked_rem(self.vq.size).unwrap_or(0));
         let head = self
             .mem
-            .read_u16(GuestPhysAddr(self.vq.avail.0 + 4 + 2 * slot))?;
+            .read_u16(Virtqueue::ring_elem(self.vq.avail, 2, slot))?;
         let chain = self.walk(head)?;
         self.vq.last_avail = self.vq.last_avail.wrapping_add(1);
-        self.vq.budget -= 1;
+        self.vq.budget = self.vq.budget.saturating_sub(1); // budget != 0 (checked above)
         Ok(Some(chain))
     }
 
     fn walk(&self, head: u16) -> Result<Chain, QueueError> {
         let size = self.vq.size;
         let mut descs = Vec::new();
-        let mut readable = 0;
+        let mut readable = 0usize;
         let mut table = self.vq.desc;
         let mut table_len = u32::from(size);
         let mut in_indirect = false;
@@ -652,10 +681,10 @@ impl<'a> QueueAccess<'a> {
                 return Err(QueueError::DescIndex(idx));
             }
             let mut raw = [0u8; 16];
-            self.mem.read(
-                GuestPhysAddr(table.0 + DESC_SIZE * u64::from(idx)),
-                &mut raw,
-            )?;
+            // idx < table_len, and the table was checked to lie in guest RAM.
+            let at = DESC_SIZE.saturating_mul(u64::from(idx));
+            self.mem
+                .read(GuestPhysAddr(table.0.saturating_add(at)), &mut raw)?;
             let [
                 a0,
                 a1,
@@ -698,7 +727,7 @@ impl<'a> QueueAccess<'a> {
                     });
                 }
                 table = addr;
-                table_len = len / 16;
+                table_len = len >> 4; // len / 16
                 in_indirect = true;
                 idx = 0;
                 continue;
@@ -722,7 +751,7 @@ impl<'a> QueueAccess<'a> {
                     writable,
                 });
                 if !writable {
-                    readable += 1;
+                    readable = readable.saturating_add(1); // at most `size`
                 }
             }
             if flags & VIRTQ_DESC_F_NEXT == 0 {
@@ -744,16 +773,19 @@ impl<'a> QueueAccess<'a> {
         if head >= self.vq.size {
             return Err(QueueError::UsedHead(head));
         }
-        let slot = u64::from(self.vq.next_used % self.vq.size);
-        let elem = GuestPhysAddr(self.vq.used.0 + 4 + 8 * slot);
+        // head < size (checked above): the size is not zero.
+        let slot = u64::from(self.vq.next_used.checked_rem(self.vq.size).unwrap_or(0));
+        let elem = Virtqueue::ring_elem(self.vq.used, 8, slot);
         let mut raw = [0u8; 8];
         let (id, l) = raw.split_at_mut(4);
         id.copy_from_slice(&u32::from(head).to_le_bytes());
         l.copy_from_slice(&len.to_le_bytes());
         self.mem.write(elem, &raw)?;
         self.vq.next_used = self.vq.next_used.wrapping_add(1);
-        self.mem
-            .store_u16_release(GuestPhysAddr(self.vq.used.0 + 2), self.vq.next_used)?;
+        self.mem.store_u16_release(
+            GuestPhysAddr(self.vq.used.0.saturating_add(2)),
+            self.vq.next_used,
+        )?;
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ pub struct ArpIcmpResponder {
 }
 
 fn be16(b: &[u8], off: usize) -> u16 {
-    match b.get(off..off + 2) {
+    match b.get(off..off.saturating_add(2)) {
         Some(&[h, l]) => u16::from_be_bytes([h, l]),
         _ => 0,
     }
@@ -33,18 +33,21 @@ fn be16(b: &[u8], off: usize) -> u16 {
 
 /// The Internet checksum (RFC 1071) of `data`.
 pub fn inet_checksum(data: &[u8]) -> u16 {
+    // The carry is folded back after every addition, so `sum` stays at most 0xffff before
+    // one and 0x1fffe after it: no addition here can overflow, whatever the length.
+    let fold = |s: u32| (s & 0xffff).wrapping_add(s >> 16);
     let mut sum: u32 = 0;
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         if let &[h, l] = c {
-            sum += u32::from(u16::from_be_bytes([h, l]));
+            sum = fold(sum.wrapping_add(u32::from(u16::from_be_bytes([h, l]))));
         }
     }
     if let &[last] = chunks.remainder() {
-        sum += u32::from(last) << 8;
+        sum = fold(sum.wrapping_add(u32::from(last) << 8));
     }
     while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+        sum = fold(sum);
     }
     !(sum as u16)
 }
@@ -68,7 +71,7 @@ impl ArpIcmpResponder {
         if frame.len() < MIN_FRAME {
             frame.resize(MIN_FRAME, 0);
         }
-        self.answered += 1;
+        self.answered = self.answered.saturating_add(1);
         self.replies.push_back(frame);
     }
 
@@ -142,7 +145,7 @@ impl ArpIcmpResponder {
             return;
         };
         let mut f = self.eth_header(eth_src, ETHERTYPE_IPV4);
-        let len = 20 + icmp.len();
+        let len = icmp.len().saturating_add(20);
         let mut iph = [0u8; 20];
         iph[0] = 0x45;
         iph[2..4].copy_from_slice(&(len as u16).to_be_bytes());
@@ -176,7 +179,7 @@ impl ArpIcmpResponder {
 
 impl NetBackend for ArpIcmpResponder {
     fn send(&mut self, frame: &[u8]) {
-        self.sent += 1;
+        self.sent = self.sent.saturating_add(1);
         let Some(dst) = frame.get(0..6) else { return };
         // Broadcast (ARP) or to us.
         if dst != [0xff; 6] && dst != self.mac {
