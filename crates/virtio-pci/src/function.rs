@@ -112,8 +112,14 @@ pub(crate) struct Function {
     caps: [u8; CAP_END - CAP_START as usize],
 }
 
+/// Index into `caps` of configuration-space offset `at` (at or above CAP_START; one below
+/// becomes an index past the end, which every `get` refuses).
+fn cap_rel(at: usize) -> usize {
+    at.checked_sub(CAP_START as usize).unwrap_or(usize::MAX)
+}
+
 fn put(caps: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = caps.get_mut(at..at + bytes.len()) {
+    if let Some(dst) = caps.get_mut(at..at.saturating_add(bytes.len())) {
         dst.copy_from_slice(bytes);
     }
 }
@@ -170,8 +176,8 @@ impl Function {
             .map(|(s, _)| *s)
             .collect();
         for (i, &(at, len, cfg_type, offset, length)) in chain.iter().enumerate() {
-            let next = chain.get(i + 1).map_or(0, |n| n.0 as u8);
-            let rel = at - CAP_START as usize;
+            let next = chain.get(i.saturating_add(1)).map_or(0, |n| n.0 as u8);
+            let rel = cap_rel(at);
             let bar = if cfg_type == VIRTIO_PCI_CAP_PCI_CFG {
                 0
             } else {
@@ -182,12 +188,20 @@ impl Function {
                 rel,
                 &[PCI_CAP_ID_VNDR, next, len, cfg_type, bar, 0, 0, 0],
             );
-            put(&mut self.caps, rel + 8, &(offset as u32).to_le_bytes());
-            put(&mut self.caps, rel + 12, &(length as u32).to_le_bytes());
+            put(
+                &mut self.caps,
+                rel.saturating_add(8),
+                &(offset as u32).to_le_bytes(),
+            );
+            put(
+                &mut self.caps,
+                rel.saturating_add(12),
+                &(length as u32).to_le_bytes(),
+            );
         }
         put(
             &mut self.caps,
-            CAP_NOTIFY - CAP_START as usize + 16,
+            cap_rel(CAP_NOTIFY + 16),
             &(NOTIFY_MULTIPLIER as u32).to_le_bytes(),
         );
     }
@@ -212,8 +226,8 @@ impl Function {
     }
 
     fn cap_u32(&self, at: usize) -> u32 {
-        let rel = at - CAP_START as usize;
-        match self.caps.get(rel..rel + 4) {
+        let rel = cap_rel(at);
+        match self.caps.get(rel..rel.saturating_add(4)) {
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
             _ => 0,
         }
@@ -224,19 +238,20 @@ impl Function {
         match self.opts.bar_kind {
             BarKind::Mem32 if index == b => self.bar as u32,
             BarKind::Mem64 if index == b => (self.bar as u32) | 0b100,
-            BarKind::Mem64 if index == b + 1 => (self.bar >> 32) as u32,
+            BarKind::Mem64 if Some(index) == b.checked_add(1) => (self.bar >> 32) as u32,
             _ => 0,
         }
     }
 
     fn write_bar_reg(&mut self, index: u8, merged: u32) {
         let b = self.opts.bar_index;
-        let low_mask = !(BAR_SIZE as u32 - 1) & 0xffff_fff0;
+        // BAR_SIZE is a non-zero power of two.
+        let low_mask = !(BAR_SIZE as u32).wrapping_sub(1) & 0xffff_fff0;
         match self.opts.bar_kind {
             _ if index == b => {
                 self.bar = (self.bar & !0xffff_ffff) | u64::from(merged & low_mask);
             }
-            BarKind::Mem64 if index == b + 1 => {
+            BarKind::Mem64 if Some(index) == b.checked_add(1) => {
                 self.bar = (self.bar & 0xffff_ffff) | (u64::from(merged) << 32);
             }
             _ => {}
@@ -249,7 +264,7 @@ impl Function {
     pub(crate) fn read_dword(&mut self, reg: u16) -> u32 {
         match reg {
             0x00 => {
-                let id = DEVICE_ID_BASE + self.transport.device().device_type().id();
+                let id = DEVICE_ID_BASE.saturating_add(self.transport.device().device_type().id());
                 u32::from(VENDOR_ID) | (u32::from(id) << 16)
             }
             0x04 => {
@@ -264,7 +279,7 @@ impl Function {
                 u32::from_le_bytes([REVISION, prog_if, subclass, class])
             }
             0x0c => u32::from_le_bytes([self.cache_line, self.latency, 0, 0]),
-            0x10..=0x27 => self.bar_reg(((reg - 0x10) / 4) as u8),
+            0x10..=0x27 => self.bar_reg((reg.wrapping_sub(0x10) / 4) as u8),
             0x2c => u32::from(VENDOR_ID) | (u32::from(SUBSYSTEM_ID) << 16),
             0x34 => u32::from(CAP_START),
             0x3c => u32::from_le_bytes([self.int_line, self.opts.pin, 0, 0]),
@@ -298,7 +313,7 @@ impl Function {
                 false
             }
             0x10..=0x27 => {
-                let index = ((reg - 0x10) / 4) as u8;
+                let index = (reg.wrapping_sub(0x10) / 4) as u8; // reg >= 0x10
                 let v = merge(self.bar_reg(index));
                 self.write_bar_reg(index, v);
                 true
@@ -313,29 +328,17 @@ impl Function {
                 let m = mask & 0xff;
                 let old = self.cap_u32(CAP_PCI_CFG + 4);
                 let v = (old & !m) | (value & m);
-                put(
-                    &mut self.caps,
-                    CAP_PCI_CFG + 4 - CAP_START as usize,
-                    &v.to_le_bytes(),
-                );
+                put(&mut self.caps, cap_rel(CAP_PCI_CFG + 4), &v.to_le_bytes());
                 false
             }
             r if r == (CAP_PCI_CFG + 8) as u16 || r == (CAP_PCI_CFG + 12) as u16 => {
                 let v = merge(self.cap_u32(usize::from(r)));
-                put(
-                    &mut self.caps,
-                    usize::from(r) - CAP_START as usize,
-                    &v.to_le_bytes(),
-                );
+                put(&mut self.caps, cap_rel(usize::from(r)), &v.to_le_bytes());
                 false
             }
             r if r == (CAP_PCI_CFG + 16) as u16 => {
                 let v = merge(self.cap_u32(usize::from(r)));
-                put(
-                    &mut self.caps,
-                    usize::from(r) - CAP_START as usize,
-                    &v.to_le_bytes(),
-                );
+                put(&mut self.caps, cap_rel(usize::from(r)), &v.to_le_bytes());
                 self.pci_cfg_write(mem, v);
                 false
             }
@@ -345,10 +348,7 @@ impl Function {
 
     /// The BAR access the PCI configuration access capability describes, if it is a valid one.
     fn pci_cfg_target(&self) -> Option<(u64, AccessSize)> {
-        let bar = self
-            .caps
-            .get(CAP_PCI_CFG + 4 - CAP_START as usize)
-            .copied()?;
+        let bar = self.caps.get(cap_rel(CAP_PCI_CFG + 4)).copied()?;
         let offset = u64::from(self.cap_u32(CAP_PCI_CFG + 8));
         let length = u64::from(self.cap_u32(CAP_PCI_CFG + 12));
         let size = match length {
@@ -357,7 +357,9 @@ impl Function {
             4 => AccessSize::Word,
             _ => return None,
         };
-        (bar == self.opts.bar_index && offset.is_multiple_of(length) && offset + length <= BAR_SIZE)
+        (bar == self.opts.bar_index
+            && offset.is_multiple_of(length)
+            && offset.saturating_add(length) <= BAR_SIZE)
             .then_some((offset, size))
     }
 
@@ -366,11 +368,7 @@ impl Function {
             return self.cap_u32(CAP_PCI_CFG + 16);
         };
         let v = self.transport.bar_read(offset, size).unwrap_or(0) as u32;
-        put(
-            &mut self.caps,
-            CAP_PCI_CFG + 16 - CAP_START as usize,
-            &v.to_le_bytes(),
-        );
+        put(&mut self.caps, cap_rel(CAP_PCI_CFG + 16), &v.to_le_bytes());
         v
     }
 

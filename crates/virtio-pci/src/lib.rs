@@ -50,6 +50,8 @@
 //! device's own poll (console input, received frames). The VMM calls it when it has pushed
 //! input or a backend has frames, and regularly (after a batch of exits).
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -173,7 +175,11 @@ impl PciBus {
 
     /// The line index (into `layout.intx`) of `slot`'s `pin`.
     pub fn intx_line(slot: u8, pin: u8) -> usize {
-        (usize::from(slot) + usize::from(pin.clamp(1, 4)) - 1) % 4
+        // pin is 1..=4 after the clamp: the sum is at least 1 and at most 258.
+        usize::from(slot)
+            .wrapping_add(usize::from(pin.clamp(1, 4)))
+            .wrapping_sub(1)
+            % 4
     }
 
     /// The 16 `interrupt-map` entries for slots 0..3 (the mask `<0x1800 0 0 7>` repeats them
@@ -181,7 +187,7 @@ impl PciBus {
     pub fn interrupt_map(&self) -> [IntxRoute; 16] {
         core::array::from_fn(|i| {
             let slot = (i / 4) as u8;
-            let pin = (i % 4) as u8 + 1;
+            let pin = ((i % 4) as u8).wrapping_add(1); // 1..=4
             let line = PciBus::intx_line(slot, pin);
             IntxRoute {
                 slot,
@@ -326,7 +332,8 @@ impl PciBus {
             0
         };
         let changed = f.intx() != intx;
-        let v = (u64::from(dword) >> ((reg & 3) * 8)) & size.mask();
+        // (reg & 3) * 8 is at most 24.
+        let v = (u64::from(dword) >> (reg & 3).wrapping_mul(8)) & size.mask();
         // Reading pci_cfg_data may have read (and cleared) the ISR.
         if changed {
             self.update_lines(ctx.irq);
@@ -351,7 +358,7 @@ impl PciBus {
         if reg >= 0x100 {
             return Ok(());
         }
-        let shift = (reg & 3) * 8;
+        let shift = (reg & 3).wrapping_mul(8); // at most 24
         let value = ((value & size.mask()) << shift) as u32;
         let mask = (size.mask() << shift) as u32;
         let decode = match self.functions.get_mut(slot) {
@@ -370,7 +377,8 @@ impl PciBus {
         self.decode
             .iter()
             .find(|(r, _)| r.contains_range(addr, size.bytes()))
-            .map(|&(r, slot)| (slot, addr.0 - r.base.0))
+            // contains_range: addr is at or above the range's base.
+            .map(|&(r, slot)| (slot, addr.0.wrapping_sub(r.base.0)))
     }
 
     fn unclaimed(&mut self, addr: GuestPhysAddr) {

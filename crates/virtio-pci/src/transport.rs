@@ -185,7 +185,9 @@ impl Transport {
 
     /// Device configuration length as the capability states it.
     pub(crate) fn device_cfg_len(&self) -> u64 {
-        (u64::from(self.device.config_len()).div_ceil(4) * 4).min(DEVICE_MAX)
+        (u64::from(self.device.config_len()).div_ceil(4))
+            .saturating_mul(4)
+            .min(DEVICE_MAX)
     }
 
     /// Notification region length.
@@ -448,8 +450,8 @@ impl Transport {
             return Ok(u64::from(v));
         }
         if (DEVICE_OFF..DEVICE_OFF + DEVICE_MAX).contains(&off) {
-            let rel = off - DEVICE_OFF;
-            if rel + size.bytes() > self.device_cfg_len() {
+            let rel = off.wrapping_sub(DEVICE_OFF); // off >= DEVICE_OFF
+            if rel.saturating_add(size.bytes()) > self.device_cfg_len() {
                 return Err(MmioError::NoRegister);
             }
             let mut buf = [0u8; 8];
@@ -459,7 +461,7 @@ impl Transport {
             }
             return Ok(u64::from_le_bytes(buf));
         }
-        if (NOTIFY_OFF..NOTIFY_OFF + self.notify_len()).contains(&off) {
+        if (NOTIFY_OFF..NOTIFY_OFF.saturating_add(self.notify_len())).contains(&off) {
             return Ok(0);
         }
         Err(MmioError::NoRegister)
@@ -480,8 +482,8 @@ impl Transport {
             return Err(MmioError::ReadOnly);
         }
         if (DEVICE_OFF..DEVICE_OFF + DEVICE_MAX).contains(&off) {
-            let rel = off - DEVICE_OFF;
-            if rel + size.bytes() > self.device_cfg_len() {
+            let rel = off.wrapping_sub(DEVICE_OFF); // off >= DEVICE_OFF
+            if rel.saturating_add(size.bytes()) > self.device_cfg_len() {
                 return Err(MmioError::NoRegister);
             }
             let bytes = value.to_le_bytes();
@@ -492,8 +494,8 @@ impl Transport {
             }
             return Ok(());
         }
-        if (NOTIFY_OFF..NOTIFY_OFF + self.notify_len()).contains(&off) {
-            let rel = off - NOTIFY_OFF;
+        if (NOTIFY_OFF..NOTIFY_OFF.saturating_add(self.notify_len())).contains(&off) {
+            let rel = off.wrapping_sub(NOTIFY_OFF); // off >= NOTIFY_OFF
             if !rel.is_multiple_of(NOTIFY_MULTIPLIER) || size == AccessSize::Byte {
                 return Err(MmioError::BadWidth);
             }
