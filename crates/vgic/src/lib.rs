@@ -645,10 +645,10 @@ impl Vgic {
     ) -> Option<Result<(), MmioError>> {
         let (frame, off) = self.locate(addr)?;
         let r = self.write(frame, off, size, value & size.mask());
-        // Enables, pending bits, routes, group enable, a woken redistributor: anything may
-        // have become deliverable, unless the write changed nothing (`write` says so for the
-        // bit registers; after every change a flush ran, so an unchanged state has nothing
-        // new to deliver).
+        // Enables, pending bits, priorities, trigger modes, routes, group enable, a woken
+        // redistributor: anything may have become deliverable, unless the write changed
+        // nothing (`write` says so; after every change a flush ran, so an unchanged state has
+        // nothing new to deliver).
         if r != Ok(false) {
             self.flush_all(hyp);
         }
@@ -676,6 +676,10 @@ impl InterruptController for Vgic {
         match self.fast(addr, size) {
             mmio::Fast::Bits(reg, loc) => Some(Ok(self.fast_read_bits(reg, loc))),
             mmio::Fast::DistCtlr => Some(Ok(self.dist_ctlr())),
+            mmio::Fast::Priority(loc, first) => {
+                Some(Ok(self.read_priorities(Some(loc), first, size)))
+            }
+            mmio::Fast::Waker(v) => Some(Ok(self.read_waker(v))),
             mmio::Fast::NotMine => None,
             mmio::Fast::No => self.mmio_read_generic(addr, size),
         }
@@ -694,6 +698,18 @@ impl InterruptController for Vgic {
             // A bit register write that changes no bit runs no flush (see the generic path).
             mmio::Fast::Bits(reg, loc) => {
                 if self.fast_write_bits(reg, loc, value) {
+                    self.flush_all(hyp);
+                }
+                Some(Ok(()))
+            }
+            mmio::Fast::Priority(loc, first) => {
+                if self.write_priorities(Some(loc), first, size, value) {
+                    self.flush_all(hyp);
+                }
+                Some(Ok(()))
+            }
+            mmio::Fast::Waker(v) => {
+                if self.write_waker(v, value) {
                     self.flush_all(hyp);
                 }
                 Some(Ok(()))

@@ -24,6 +24,26 @@ pub(crate) enum Frame {
     Sgi(usize),
 }
 
+/// For four interrupts' implemented bits (bit i: byte i), the mask of their priority bytes.
+const BYTE_MASKS: [u32; 16] = [
+    0x0000_0000,
+    0x0000_00ff,
+    0x0000_ff00,
+    0x0000_ffff,
+    0x00ff_0000,
+    0x00ff_00ff,
+    0x00ff_ff00,
+    0x00ff_ffff,
+    0xff00_0000,
+    0xff00_00ff,
+    0xff00_ff00,
+    0xff00_ffff,
+    0xffff_0000,
+    0xffff_00ff,
+    0xffff_ff00,
+    0xffff_ffff,
+];
+
 /// What the fast path makes of an access ([`Vgic::fast`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Fast {
@@ -31,6 +51,11 @@ pub(crate) enum Fast {
     DistCtlr,
     /// A bit register word covering an implemented block.
     Bits(BitReg, Loc),
+    /// A priority word (`GICD_IPRIORITYR<n>` of SPIs, `GICR_IPRIORITYR<n>` of a vCPU's SGIs
+    /// and PPIs) from INTID `first`.
+    Priority(Loc, u32),
+    /// `GICR_WAKER` of a vCPU.
+    Waker(usize),
     /// Anything else in the vGIC's windows: the generic path.
     No,
     /// A word access outside the vGIC's windows (what [`Vgic::locate`] says `None` of).
@@ -138,9 +163,10 @@ impl Vgic {
     }
 
     /// The fast path: a word access to GICD_CTLR (polled for RWP after every distributor
-    /// change) or to one of the one-bit-per-interrupt registers (IGROUPR, IS/ICENABLER,
+    /// change), to one of the one-bit-per-interrupt registers (IGROUPR, IS/ICENABLER,
     /// IS/ICPENDR, IS/ICACTIVER) of the distributor (SPI words) or of a redistributor's
-    /// SGI_base frame: what Linux does on every interrupt mask, unmask and pending clear.
+    /// SGI_base frame (what Linux does on every interrupt mask, unmask and pending clear), to a
+    /// priority word of either, or to GICR_WAKER (CPU bring-up and power-down).
     /// Says exactly what the generic decode ([`Vgic::locate`], then `access`) would (a test
     /// holds the two together); [`Fast::No`] for every other access, which takes the generic
     /// path, except a word access outside the windows: [`Fast::NotMine`] (the common case of
@@ -156,8 +182,17 @@ impl Vgic {
             if off == gicd::CTLR {
                 return Fast::DistCtlr;
             }
-            if off & 3 != 0 || !(0x80..0x400).contains(&off) {
+            if off & 3 != 0 || !(0x80..0x800).contains(&off) {
                 return Fast::No;
+            }
+            if off >= gicd::IPRIORITYR {
+                let first = off.wrapping_sub(gicd::IPRIORITYR) as u32;
+                let n = first >> 5;
+                return if n != 0 && n <= self.it_lines {
+                    Fast::Priority(Loc::Spi(n), first)
+                } else {
+                    Fast::No
+                };
             }
             let n = ((off & 0x7f) >> 2) as u32;
             return match bit_reg(off >> 7) {
@@ -172,7 +207,21 @@ impl Vgic {
             Ok(v) if v < self.cpus.len() => v,
             _ => return Fast::NotMine,
         };
-        let within = (off % GICR_STRIDE).wrapping_sub(gicr::SGI_BASE);
+        let rd = off % GICR_STRIDE;
+        if rd == gicr::WAKER {
+            return Fast::Waker(v);
+        }
+        let within = rd.wrapping_sub(gicr::SGI_BASE);
+        if (gicr_sgi::IPRIORITYR..gicr_sgi::IPRIORITYR + 32).contains(&within) {
+            return if within & 3 == 0 {
+                Fast::Priority(
+                    Loc::Private(v),
+                    within.wrapping_sub(gicr_sgi::IPRIORITYR) as u32,
+                )
+            } else {
+                Fast::No
+            };
+        }
         if within & 0x7f != 0 || !(0x80..0x400).contains(&within) {
             return Fast::No;
         }
@@ -309,16 +358,6 @@ impl Vgic {
         }
     }
 
-    fn priority_mut(&mut self, irq: Irq) -> Option<&mut u8> {
-        match irq {
-            Irq::Private(v, i) => self
-                .cpus
-                .get_mut(v)
-                .and_then(|c| c.priority.get_mut(i as usize)),
-            Irq::Spi(i) => self.spi_priority.get_mut(i as usize),
-        }
-    }
-
     /// Checks width and alignment, and decodes.
     #[inline(always)]
     fn access(&self, frame: Frame, off: u64, size: AccessSize) -> Result<Reg, MmioError> {
@@ -337,13 +376,7 @@ impl Vgic {
             Reg::Const(v) => u64::from(v),
             Reg::RazWi | Reg::Router(None) => 0,
             Reg::Bits(reg, loc) => u64::from(self.read_bits(reg, loc)),
-            Reg::Priority(loc, first) => {
-                let mut v = 0u64;
-                for i in 0..size.bytes() as u32 {
-                    v |= u64::from(self.read_priority(loc, first + i)) << (8 * i);
-                }
-                v
-            }
+            Reg::Priority(loc, first) => self.read_priorities(loc, first, size),
             Reg::Cfg(loc, first) => u64::from(self.read_cfg(loc, first)),
             Reg::Router(Some(n)) => {
                 let route = self.route.get(n as usize).copied().unwrap_or(0);
@@ -353,17 +386,13 @@ impl Vgic {
                 let t = self.rd_typer(v);
                 if off % 8 == 4 { t >> 32 } else { t }
             }
-            Reg::Waker(v) => {
-                let asleep = self.cpus.get(v).is_some_and(|c| c.asleep);
-                if asleep {
-                    u64::from(gicr::WAKER_PROCESSOR_SLEEP | gicr::WAKER_CHILDREN_ASLEEP)
-                } else {
-                    0
-                }
-            }
+            Reg::Waker(v) => self.read_waker(v),
         } & size.mask())
     }
 
+    /// A store: `Ok(true)` when it changed the vGIC's state (a bit, a priority, a trigger
+    /// mode, a route, the group enable, a redistributor's sleep), `Ok(false)` when it changed
+    /// nothing.
     #[inline]
     pub(crate) fn write(
         &mut self,
@@ -373,36 +402,32 @@ impl Vgic {
         value: u64,
     ) -> Result<bool, MmioError> {
         let reg = self.access(frame, off, size)?;
-        match reg {
-            Reg::DistCtlr => self.grp1 = value as u32 & gicd::CTLR_ENABLE_G1A != 0,
-            Reg::Const(_) | Reg::RdTyper(_) => return Err(MmioError::ReadOnly),
-            Reg::RazWi | Reg::Router(None) => return Ok(false),
-            Reg::Bits(reg, loc) => return Ok(self.write_bits(reg, loc, value as u32)),
-            Reg::Priority(loc, first) => {
-                for i in 0..size.bytes() as u32 {
-                    let byte = (value >> (8 * i)) as u8;
-                    self.write_priority(loc, first + i, byte);
-                }
+        let changed = match reg {
+            Reg::DistCtlr => {
+                let grp1 = value as u32 & gicd::CTLR_ENABLE_G1A != 0;
+                core::mem::replace(&mut self.grp1, grp1) != grp1
             }
+            Reg::Const(_) | Reg::RdTyper(_) => return Err(MmioError::ReadOnly),
+            Reg::RazWi | Reg::Router(None) => false,
+            Reg::Bits(reg, loc) => self.write_bits(reg, loc, value as u32),
+            Reg::Priority(loc, first) => self.write_priorities(loc, first, size, value),
             Reg::Cfg(loc, first) => self.write_cfg(loc, first, value as u32),
-            Reg::Router(Some(n)) => {
-                if let Some(r) = self.route.get_mut(n as usize) {
+            Reg::Router(Some(n)) => match self.route.get_mut(n as usize) {
+                Some(r) => {
                     let new = match (size, off % 8) {
                         (AccessSize::Double, _) => value,
                         (_, 4) => (*r & 0xffff_ffff) | value << 32,
                         _ => (*r & !0xffff_ffff) | value,
                     };
                     // Aff2.Aff1.Aff0 and IRM; Aff3 is RES0 (GICD_TYPER.A3V = 0).
-                    *r = new & (gicd::IROUTER_IRM | 0xff_ffff);
+                    let new = new & (gicd::IROUTER_IRM | 0xff_ffff);
+                    core::mem::replace(r, new) != new
                 }
-            }
-            Reg::Waker(v) => {
-                if let Some(c) = self.cpus.get_mut(v) {
-                    c.asleep = value as u32 & gicr::WAKER_PROCESSOR_SLEEP != 0;
-                }
-            }
-        }
-        Ok(true)
+                None => false,
+            },
+            Reg::Waker(v) => self.write_waker(v, value),
+        };
+        Ok(changed)
     }
 
     #[inline(always)]
@@ -439,6 +464,39 @@ impl Vgic {
         *field != old
     }
 
+    /// GICR_WAKER of vCPU `v` as it reads.
+    #[inline(always)]
+    pub(crate) fn read_waker(&self, v: usize) -> u64 {
+        let asleep = self.cpus.get(v).is_some_and(|c| c.asleep);
+        if asleep {
+            u64::from(gicr::WAKER_PROCESSOR_SLEEP | gicr::WAKER_CHILDREN_ASLEEP)
+        } else {
+            0
+        }
+    }
+
+    /// Writes GICR_WAKER of vCPU `v`; true when its sleep state changed.
+    #[inline(always)]
+    pub(crate) fn write_waker(&mut self, v: usize, value: u64) -> bool {
+        match self.cpus.get_mut(v) {
+            Some(c) => {
+                let asleep = value as u32 & gicr::WAKER_PROCESSOR_SLEEP != 0;
+                core::mem::replace(&mut c.asleep, asleep) != asleep
+            }
+            None => false,
+        }
+    }
+
+    /// The priority bytes of `size` from INTID `first` (0 for unimplemented interrupts).
+    #[inline]
+    pub(crate) fn read_priorities(&self, loc: Option<Loc>, first: u32, size: AccessSize) -> u64 {
+        let mut v = 0u64;
+        for i in 0..size.bytes() as u32 {
+            v |= u64::from(self.read_priority(loc, first.wrapping_add(i))) << (i << 3);
+        }
+        v
+    }
+
     fn read_priority(&self, loc: Option<Loc>, intid: u32) -> u8 {
         let Some(loc) = loc else {
             return 0;
@@ -453,16 +511,60 @@ impl Vgic {
         }
     }
 
-    fn write_priority(&mut self, loc: Option<Loc>, intid: u32, value: u8) {
+    /// Writes the priority bytes of `size` from INTID `first` (those of implemented
+    /// interrupts); true when one changed.
+    #[inline]
+    pub(crate) fn write_priorities(
+        &mut self,
+        loc: Option<Loc>,
+        first: u32,
+        size: AccessSize,
+        value: u64,
+    ) -> bool {
         let Some(loc) = loc else {
-            return;
+            return false;
         };
-        let implemented = self
-            .loc_block(loc)
-            .is_some_and(|b| b.implemented & (1 << (intid % 32)) != 0);
-        if implemented && let Some(p) = self.priority_mut(Self::loc_irq(loc, intid)) {
-            *p = value;
+        let Some(implemented) = self.loc_block(loc).map(|b| b.implemented) else {
+            return false;
+        };
+        // Indexed by INTID: a vCPU's 32 private priorities, or the SPIs' (from INTID 0).
+        let prio: &mut [u8] = match loc {
+            Loc::Private(v) => match self.cpus.get_mut(v) {
+                Some(c) => &mut c.priority,
+                None => return false,
+            },
+            Loc::Spi(_) => &mut self.spi_priority,
+        };
+        if size == AccessSize::Word {
+            // Four bytes at once (`first` is word aligned, so the four INTIDs are in one block).
+            let start = first as usize;
+            let Some(word) = start
+                .checked_add(4)
+                .and_then(|end| prio.get_mut(start..end))
+                .and_then(|w| <&mut [u8; 4]>::try_from(w).ok())
+            else {
+                return false;
+            };
+            let mask = BYTE_MASKS
+                .get(((implemented >> (first % 32)) & 0xf) as usize)
+                .copied()
+                .unwrap_or(0);
+            let old = u32::from_le_bytes(*word);
+            let new = (old & !mask) | (value as u32 & mask);
+            *word = new.to_le_bytes();
+            return new != old;
         }
+        let mut changed = false;
+        for i in 0..size.bytes() as u32 {
+            let intid = first.wrapping_add(i);
+            if implemented & (1 << (intid % 32)) != 0
+                && let Some(p) = prio.get_mut(intid as usize)
+            {
+                let byte = (value >> (i << 3)) as u8;
+                changed |= core::mem::replace(p, byte) != byte;
+            }
+        }
+        changed
     }
 
     fn read_cfg(&self, loc: Option<Loc>, first: u32) -> u32 {
@@ -474,14 +576,16 @@ impl Vgic {
         (0..16).fold(0, |acc, k| acc | ((edge >> k) & 1) << (2 * k + 1))
     }
 
-    fn write_cfg(&mut self, loc: Option<Loc>, first: u32, value: u32) {
+    /// Writes an ICFGR word; true when a trigger mode changed.
+    fn write_cfg(&mut self, loc: Option<Loc>, first: u32, value: u32) -> bool {
         let Some(b) = loc.and_then(|l| self.loc_block_mut(l)) else {
-            return;
+            return false;
         };
         let shift = first % 32;
         let edge = (0..16).fold(0u32, |acc, k| acc | ((value >> (2 * k + 1)) & 1) << k) << shift;
         let writable = (0xffff << shift) & b.implemented & !b.fixed_cfg;
-        b.edge = (b.edge & !writable) | (edge & writable);
+        let new = (b.edge & !writable) | (edge & writable);
+        core::mem::replace(&mut b.edge, new) != new
     }
 }
 
@@ -515,6 +619,55 @@ mod tests {
     use alloc::vec::Vec;
     use vmm_platform::{ORIN_AGX, QEMU_VIRT};
 
+    #[test]
+    fn byte_masks() {
+        for (bits, &m) in BYTE_MASKS.iter().enumerate() {
+            for i in 0..4 {
+                let byte = (m >> (8 * i)) & 0xff;
+                assert_eq!(byte, if bits & (1 << i) != 0 { 0xff } else { 0 });
+            }
+        }
+    }
+
+    /// A priority word written at once does what its four bytes written one by one do
+    /// (implemented interrupts only), and says it changed something exactly when they do.
+    #[test]
+    fn priority_words_and_bytes_agree() {
+        for platform in [&QEMU_VIRT, &ORIN_AGX] {
+            let mut word = Vgic::new(platform);
+            let mut bytes = Vgic::new(platform);
+            let mut locs: Vec<(Loc, u32)> = (1..=word.it_lines)
+                .flat_map(|n| (0..8).map(move |w| (Loc::Spi(n), n * 32 + w * 4)))
+                .collect();
+            for v in 0..word.cpus.len() {
+                locs.extend((0..8).map(|w| (Loc::Private(v), w * 4)));
+            }
+            for value in [0xa1b2_c3d4u64, 0xa1b2_c3d4, 0, 0xffff_ffff] {
+                for &(loc, first) in &locs {
+                    let w = word.write_priorities(Some(loc), first, AccessSize::Word, value);
+                    let mut b = false;
+                    for i in 0..4 {
+                        b |= bytes.write_priorities(
+                            Some(loc),
+                            first + i,
+                            AccessSize::Byte,
+                            value >> (8 * i),
+                        );
+                    }
+                    assert_eq!(w, b, "{loc:?} {first} {value:#x}");
+                    assert_eq!(
+                        word.read_priorities(Some(loc), first, AccessSize::Word),
+                        bytes.read_priorities(Some(loc), first, AccessSize::Word),
+                    );
+                }
+                assert_eq!(word.spi_priority, bytes.spi_priority);
+                for (a, b) in word.cpus.iter().zip(&bytes.cpus) {
+                    assert_eq!(a.priority, b.priority);
+                }
+            }
+        }
+    }
+
     /// The fast path says exactly what the generic decode says wherever it applies, and
     /// applies to every word access of GICD_CTLR and of an implemented bit register word.
     #[test]
@@ -546,6 +699,10 @@ mod tests {
                     let expected = match generic {
                         Some(Ok(Reg::DistCtlr)) if size == AccessSize::Word => Fast::DistCtlr,
                         Some(Ok(Reg::Bits(reg, Some(loc)))) => Fast::Bits(reg, loc),
+                        Some(Ok(Reg::Priority(Some(loc), first))) if size == AccessSize::Word => {
+                            Fast::Priority(loc, first)
+                        }
+                        Some(Ok(Reg::Waker(v))) if size == AccessSize::Word => Fast::Waker(v),
                         None if size == AccessSize::Word => Fast::NotMine,
                         _ => Fast::No,
                     };
@@ -553,9 +710,10 @@ mod tests {
                     fast += usize::from(!matches!(expected, Fast::No | Fast::NotMine));
                 }
             }
-            // GICD_CTLR, 7 registers x ITLinesNumber SPI words, 7 x 1 word per vCPU.
+            // GICD_CTLR, 7 bit registers and 8 priority words per SPI block, and per vCPU 7
+            // bit registers, 8 priority words and GICR_WAKER.
             let vcpus = gic.cpus.len();
-            assert_eq!(fast, 1 + 7 * gic.it_lines as usize + 7 * vcpus);
+            assert_eq!(fast, 1 + 15 * gic.it_lines as usize + 16 * vcpus);
         }
     }
 }
