@@ -2,7 +2,7 @@
 //! `crates/vmm-bench/boot.sh`) at guest boot. See `crates/vmm-bench/README.md`.
 //!
 //! ```text
-//! vmm-bench [run] [--out DIR] [--quick] [--no-callgrind] [--baseline FILE]
+//! vmm-bench [run] [--out DIR] [--quick] [--no-callgrind] [--baseline FILE]...
 //! vmm-bench list
 //! vmm-bench instr SCENARIO N     (what callgrind runs: N measured cycles of SCENARIO)
 //! vmm-bench time SCENARIO        (time one scenario, print ns per exit)
@@ -72,7 +72,7 @@ fn main() {
                 out: PathBuf::from("crates/vmm-bench"),
                 quick: false,
                 callgrind: true,
-                baseline: None,
+                baselines: Vec::new(),
             };
             let mut it = rest.iter();
             while let Some(a) = it.next() {
@@ -80,10 +80,9 @@ fn main() {
                     "--out" => opts.out = it.next().map(PathBuf::from).unwrap_or_else(|| usage()),
                     "--quick" => opts.quick = true,
                     "--no-callgrind" => opts.callgrind = false,
-                    "--baseline" => {
-                        opts.baseline =
-                            Some(it.next().map(PathBuf::from).unwrap_or_else(|| usage()))
-                    }
+                    "--baseline" => opts
+                        .baselines
+                        .push(it.next().map(PathBuf::from).unwrap_or_else(|| usage())),
                     _ => usage(),
                 }
             }

@@ -15,8 +15,8 @@ pub struct Options {
     pub quick: bool,
     /// Count instructions with callgrind.
     pub callgrind: bool,
-    /// A previous `results.json` to compare with.
-    pub baseline: Option<PathBuf>,
+    /// Previous `results.json` files to compare with, oldest first (`--baseline`, repeatable).
+    pub baselines: Vec<PathBuf>,
 }
 
 /// Cycles counted under callgrind per scenario.
@@ -163,22 +163,39 @@ pub fn run(o: &Options) {
     let boot = std::fs::read_to_string(o.out.join("boot.json"))
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok());
-    let baseline = o.baseline.as_ref().and_then(|p| {
-        let v = std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok());
-        if v.is_none() {
-            eprintln!("baseline {}: unreadable", p.display());
-        }
-        v.map(|v| (p.clone(), v))
-    });
+    let baselines: Vec<(PathBuf, Value)> = o
+        .baselines
+        .iter()
+        .filter_map(|p| {
+            let v = std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+            if v.is_none() {
+                eprintln!("baseline {}: unreadable", p.display());
+            }
+            v.map(|v| (p.clone(), v))
+        })
+        .collect();
 
     let meta = json!({
         "commit": sh("git", &["rev-parse", "--short=12", "HEAD"]),
+        // Source files (not this crate's outputs) that differ from that commit.
+        "uncommitted": sh("git", &["status", "--porcelain", "--", "Cargo.toml", "Cargo.lock", "crates", "platform"])
+            .map(|st| {
+                st.lines()
+                    .filter_map(|l| l.get(3..))
+                    .filter(|f| f.ends_with(".rs") || f.ends_with(".toml") || f.ends_with(".lock"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            }),
         "date_utc": sh("date", &["-u", "+%Y-%m-%d %H:%M"]),
         "rustc": sh("rustc", &["-V"]),
         "cpu": cpu_model(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        // Other work on the host skews the times (not the instruction counts).
+        "loadavg_1min": std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse::<f64>().ok())),
         "valgrind": if have_valgrind { sh("valgrind", &["--version"]) } else { None },
         "runs": runs,
         "callgrind_cycles": INSTR_N,
@@ -199,7 +216,8 @@ pub fn run(o: &Options) {
         serde_json::to_string_pretty(&results).expect("json") + "\n",
     )
     .expect("write results.json");
-    let mut md = markdown(&results, baseline.as_ref().map(|(p, v)| (p.as_path(), v)));
+    let refs: Vec<(&Path, &Value)> = baselines.iter().map(|(p, v)| (p.as_path(), v)).collect();
+    let mut md = markdown(&results, &refs);
     // Hand-written findings (what was fixed, what is left) go after the figures.
     if let Ok(notes) = std::fs::read_to_string(o.out.join("notes.md")) {
         md.push('\n');
@@ -226,7 +244,7 @@ fn find<'a>(list: Option<&'a Value>, name: &str) -> Option<&'a Value> {
 }
 
 /// The report.
-pub fn markdown(r: &Value, baseline: Option<(&Path, &Value)>) -> String {
+pub fn markdown(r: &Value, baselines: &[(&Path, &Value)]) -> String {
     let mut s = String::new();
     let m = &r["meta"];
     let _ = writeln!(s, "# VMM benchmark results\n");
@@ -241,6 +259,26 @@ pub fn markdown(r: &Value, baseline: Option<(&Path, &Value)>) -> String {
         m["cores"],
         m["valgrind"].as_str().unwrap_or("no valgrind"),
     );
+    if let Some(files) = m["uncommitted"].as_array().filter(|f| !f.is_empty()) {
+        let list: Vec<&str> = files.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(
+            s,
+            "Built from that commit plus uncommitted changes to: {}.\n",
+            list.iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(load) = num(m, "loadavg_1min") {
+        let _ = writeln!(
+            s,
+            "Host load average (1 min) at the end of the run: {load:.2} on {} cores. Times \
+             and ratios are medians of runs on that host as it was; instruction counts do not \
+             depend on it.\n",
+            m["cores"],
+        );
+    }
     let _ = writeln!(s, "## Per exit: the VMM's own work\n");
     let _ = writeln!(
         s,
@@ -308,44 +346,92 @@ pub fn markdown(r: &Value, baseline: Option<(&Path, &Value)>) -> String {
             d["what"].as_str().unwrap_or(""),
         );
     }
-    if let Some((path, b)) = baseline {
+    if !baselines.is_empty() {
+        let _ = writeln!(s, "\n## Before and after\n");
+        let label = |b: &Value| {
+            let c = b["meta"]["commit"].as_str().unwrap_or("?");
+            c.get(..7).unwrap_or(c).to_string()
+        };
+        for (path, b) in baselines {
+            let _ = writeln!(
+                s,
+                "* `{}`: `{}` (commit `{}`, {}).",
+                label(b),
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                ),
+                b["meta"]["commit"].as_str().unwrap_or("?"),
+                b["meta"]["date_utc"].as_str().unwrap_or("?"),
+            );
+        }
+        let now = label(r);
+        let _ = writeln!(s, "* `{now}`: this run.\n");
+        let cols = |what: &str| -> String {
+            baselines
+                .iter()
+                .map(|(_, b)| format!(" {what} `{}` |", label(b)))
+                .collect()
+        };
         let _ = writeln!(
             s,
-            "\n## Before and after\n\nBefore: `{}` (commit `{}`, {}).\n",
-            path.display(),
-            b["meta"]["commit"].as_str().unwrap_or("?"),
-            b["meta"]["date_utc"].as_str().unwrap_or("?"),
-        );
-        let _ = writeln!(
-            s,
-            "| exit | instr before | instr after | ns before | ns after |\n| --- | ---: | ---: | ---: | ---: |"
+            "| exit |{} instr `{now}` | target |{} ns `{now}` |\n| --- |{} ---: | ---: |{} ---: |",
+            cols("instr"),
+            cols("ns"),
+            " ---: |".repeat(baselines.len()),
+            " ---: |".repeat(baselines.len()),
         );
         for e in r["exits"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap_or("");
-            let old = find(b.get("exits"), name);
+            let olds: Vec<Option<&Value>> = baselines
+                .iter()
+                .map(|(_, b)| find(b.get("exits"), name))
+                .collect();
+            let instr: String = olds
+                .iter()
+                .map(|o| format!(" {} |", fu(o.and_then(|o| o["instructions"].as_u64()))))
+                .collect();
+            let ns: String = olds
+                .iter()
+                .map(|o| format!(" {} |", f1(o.and_then(|o| num(o, "ns")))))
+                .collect();
+            let target = e["target_instructions"]
+                .as_u64()
+                .map_or(String::new(), |t| format!("<= {t}"));
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} | {} |",
-                fu(old.and_then(|o| o["instructions"].as_u64())),
+                "| {name} |{instr} {} | {target} |{ns} {} |",
                 fu(e["instructions"].as_u64()),
-                f1(old.and_then(|o| num(o, "ns"))),
                 f1(num(e, "ns")),
             );
         }
         let _ = writeln!(
             s,
-            "\n| data path | ratio before | ratio after | ns before | ns after |\n| --- | ---: | ---: | ---: | ---: |"
+            "\n| data path |{} ratio `{now}` |{} ns `{now}` |\n| --- |{} ---: |{} ---: |",
+            cols("ratio"),
+            cols("ns"),
+            " ---: |".repeat(baselines.len()),
+            " ---: |".repeat(baselines.len()),
         );
         for d in r["data_path"].as_array().into_iter().flatten() {
             let name = d["name"].as_str().unwrap_or("");
-            let old = find(b.get("data_path"), name);
+            let olds: Vec<Option<&Value>> = baselines
+                .iter()
+                .map(|(_, b)| find(b.get("data_path"), name))
+                .collect();
+            let ratio = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+            let ratios: String = olds
+                .iter()
+                .map(|o| format!(" {} |", ratio(o.and_then(|o| num(o, "ratio_to_memcpy")))))
+                .collect();
+            let ns: String = olds
+                .iter()
+                .map(|o| format!(" {} |", f1(o.and_then(|o| num(o, "vmm_ns_per_request")))))
+                .collect();
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} | {} |",
-                old.and_then(|o| num(o, "ratio_to_memcpy"))
-                    .map_or("-".into(), |v| format!("{v:.2}")),
-                num(d, "ratio_to_memcpy").map_or("-".into(), |v| format!("{v:.2}")),
-                f1(old.and_then(|o| num(o, "vmm_ns_per_request"))),
+                "| {name} |{ratios} {} |{ns} {} |",
+                ratio(num(d, "ratio_to_memcpy")),
                 f1(num(d, "vmm_ns_per_request")),
             );
         }

@@ -58,6 +58,20 @@ pub const ALL: &[Info] = &[
         exit: true,
     },
     Info {
+        name: "gicd_prio_write",
+        class: "gic",
+        what: "GICD_IPRIORITYR8 store (`str w`, INTIDs 32-35, same value): how Linux sets SPI priorities",
+        target: Some(150),
+        exit: true,
+    },
+    Info {
+        name: "gicr_waker_read",
+        class: "gic",
+        what: "GICR_WAKER load of vCPU 0's redistributor (awake), as Linux polls it when it wakes one",
+        target: Some(150),
+        exit: true,
+    },
+    Info {
         name: "pci_cfg_read",
         class: "mmio pci-ecam",
         what: "ECAM dword load: virtio-blk's Command/Status",
@@ -151,7 +165,7 @@ pub const ALL: &[Info] = &[
     Info {
         name: "poll_after_exit",
         class: "(root task)",
-        what: "`devs.poll(vm)`, which the root task's loop runs after every event (devices idle)",
+        what: "`devs.poll(vm)`, which the root task's loop runs after every guest exit (devices idle)",
         target: None,
         exit: false,
     },
@@ -689,6 +703,19 @@ pub fn build(name: &str) -> Option<(Machine, Box<dyn Cycle>)> {
                 expect: None,
             })
         }
+        "gicd_prio_write" => {
+            m.set_reg(0, RT, 0xa0a0_a0a0);
+            Box::new(Reg {
+                ev: store(0, GICD + 0x420, Word),
+                store: Some((0, 0xa0a0_a0a0)),
+                expect: None,
+            })
+        }
+        "gicr_waker_read" => Box::new(Reg {
+            ev: load(0, GICR + 0x14, Word),
+            store: None,
+            expect: Some(0),
+        }),
         "gicr_read" => Box::new(Reg {
             ev: load(0, GICR + 0x1_0100, Word),
             store: None,
