@@ -179,8 +179,9 @@ pub fn run(o: &Options) {
 
     let meta = json!({
         "commit": sh("git", &["rev-parse", "--short=12", "HEAD"]),
-        // Source files (not this crate's outputs) that differ from that commit.
-        "uncommitted": sh("git", &["status", "--porcelain", "--", "Cargo.toml", "Cargo.lock", "crates", "platform"])
+        // Source files the bench builds from (not this crate's outputs, not the root task,
+        // which it does not build) that differ from that commit.
+        "uncommitted": sh("git", &["status", "--porcelain", "--", "Cargo.toml", "Cargo.lock", "crates", "platform", ":(exclude)crates/root-task"])
             .map(|st| {
                 st.lines()
                     .filter_map(|l| l.get(3..))
