@@ -1,75 +1,130 @@
 //! Fuzz targets over everything a guest can reach, each a plain function of the fuzzer's bytes
 //! so that `fuzz/` (cargo-fuzz, libFuzzer) runs them and the tests replay their corpus.
 //!
-//! The VM targets drive a real `vmm::Vm` (the vGIC, the MMIO bus with PL011 and virtio-pci
-//! console, block and net) after a Linux-like bring-up, with a sequence of operations decoded
-//! from the input: trapped loads and stores anywhere in the emulated address map with any
-//! syndrome, raw syndromes, SMCs, maintenance and timer events, bytes written into guest RAM
-//! (descriptor tables and rings included), queue notifications and device polls. After every
-//! operation they check the invariants, not only the absence of a crash:
+//! The VM targets drive a real `vmm::Vm` for a platform table, QEMU virt or Jetson AGX Orin (the
+//! first input byte picks), with the vGIC, the MMIO bus (PL011 where the platform has one) and
+//! virtio-pci console, block and net, after a Linux-like bring-up ([`machine`]). The rest of the
+//! input is a sequence of operations ([`Op`]): trapped loads and stores anywhere in the address
+//! map with any syndrome, raw syndromes, SMCs, maintenance, timer and pass-through interrupt
+//! events, descriptors, ring entries and bytes written into guest RAM, queue notifications and
+//! device polls. After every operation the rig checks the invariants, not only the absence of a
+//! crash:
 //!
-//! * every guest-memory access lies inside guest RAM (seen through `GuestMemory`'s observer);
-//! * the work per event is bounded ([`MAX_ACCESSES`], [`MAX_BYTES`]);
+//! * every guest-memory access lies inside guest RAM (`GuestMemory`'s observer, [`machine::Watch`]);
+//! * the work per event is bounded: guest-memory accesses and bytes moved stay under a bound
+//!   derived from the queue sizes ([`Bounds`]);
 //! * the PC of the vCPU that exited moves by 0, 2 (T32) or 4 bytes and no other vCPU's moves;
-//! * the VM keeps answering: after any sequence, a PSCI_VERSION call still returns 1.1.
+//! * what the VMM asks of the hypervisor is valid (vCPU and list-register indices, INTIDs,
+//!   entry points in RAM, no stage-2 change at run time), and the vGIC never holds one INTID
+//!   in two list registers of a vCPU;
+//! * at the end the VM still answers: PCI enumeration finds the three devices, and (unless the
+//!   guest ended it) PSCI_VERSION returns 1.1.
 //!
 //! A violated invariant panics, which is what libFuzzer reports.
 
-// Panicking is how a fuzz target reports a broken invariant.
+// A violated invariant panics: that is what libFuzzer reports and the replay tests catch.
 #![allow(clippy::panic)]
 
-use std::cell::Cell;
+pub mod machine;
+
+use std::cell::RefCell;
 
 use arm_fault::{AccessSize, Esr};
-use guest_mem::{AccessObserver, GuestPhysAddr};
+use guest_mem::{GuestPhysAddr, GuestRange};
 use hypervisor::VcpuId;
+use machine::{BUF_OFF, Faults, GuestQueue, Machine, RAM_LEN, Watch};
 use vmm::{Event, Reply};
-use vmm_bench::machine::{
-    self, GICD, GICR, GuestQueue, Machine, RAM_BASE, RAM_SIZE, SLOT_BLK, SLOT_CONSOLE, SLOT_NET,
-    UART,
-};
+use vmm_platform::{GICR_STRIDE, Platform};
 
-/// Most guest-memory accesses one event may make: every queue of every device walked in full
-/// (3 devices, 2 queues, 256 descriptors, a few accesses each) with room to spare.
-pub const MAX_ACCESSES: u64 = 3 * 2 * 256 * 16;
-/// Most bytes one event may move to or from guest RAM (the whole 1 MiB disk, twice, plus
-/// rings).
-pub const MAX_BYTES: u64 = 4 << 20;
-/// Most operations one input runs (inputs are capped so that one run stays short).
+/// Most operations one input runs.
 pub const MAX_OPS: usize = 512;
 
-/// Watches guest-memory accesses.
-struct Watch {
-    accesses: Cell<u64>,
-    bytes: Cell<u64>,
-    outside: Cell<Option<(u64, u64)>>,
+/// Which part of the VM an input aims at: the operations it draws from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Focus {
+    /// Everything: any exit anywhere in the address map, any syndrome.
+    All,
+    /// GIC distributor and redistributor registers, SGIs, maintenance and timer events.
+    Vgic,
+    /// PCI ECAM configuration space of every slot (and the BARs it places).
+    PciEcam,
+    /// virtio-blk: descriptors, rings and buffers in guest RAM, its BAR, its notifications.
+    VirtioBlk,
+    /// virtio-net.
+    VirtioNet,
+    /// virtio-console.
+    VirtioConsole,
+    /// PSCI and SMCCC calls.
+    Psci,
 }
 
-impl AccessObserver for Watch {
-    fn observe(&self, addr: GuestPhysAddr, len: u64, _write: bool) {
-        self.accesses.set(self.accesses.get().saturating_add(1));
-        self.bytes.set(self.bytes.get().saturating_add(len));
-        let end = addr.0.checked_add(len);
-        let inside = addr.0 >= RAM_BASE && end.is_some_and(|e| e <= RAM_BASE + RAM_SIZE as u64);
-        if !inside {
-            self.outside.set(Some((addr.0, len)));
+/// One operation of an input.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Op {
+    /// A load or store with a well-formed syndrome anywhere in the address map.
+    Access,
+    /// Any syndrome at any IPA.
+    RawExit,
+    /// 8 bytes written by the guest into a ring or a buffer.
+    RamWrite,
+    /// A whole descriptor written into a queue's table.
+    Desc,
+    /// A ring entry published (entry, then `avail.idx`), then the queue notified.
+    Publish,
+    /// A notification, after storing any `avail.idx`.
+    Notify,
+    /// An SMC (PSCI / SMCCC).
+    Smc,
+    /// A maintenance, virtual-timer or pass-through interrupt event.
+    GicEvent,
+    /// The root task's device poll.
+    Poll,
+    /// A load or store in the GIC frames.
+    GicAccess,
+    /// `msr ICC_SGI1R_EL1`.
+    Sgi,
+    /// A load or store in ECAM space.
+    Ecam,
+    /// A load or store in a device's BAR.
+    Bar,
+    /// 8 bytes written into the buffer area.
+    BufWrite,
+}
+
+impl Focus {
+    fn ops(self) -> &'static [Op] {
+        use Op::*;
+        match self {
+            Focus::All => &[
+                Access, RawExit, RamWrite, Desc, Publish, Notify, Smc, GicEvent, Poll, GicAccess,
+                Sgi, Ecam, Bar, BufWrite,
+            ],
+            Focus::Vgic => &[GicAccess, GicAccess, GicEvent, Sgi],
+            Focus::PciEcam => &[Ecam, Ecam, Ecam, Bar],
+            Focus::VirtioBlk | Focus::VirtioNet | Focus::VirtioConsole => &[
+                RamWrite, Desc, Desc, Publish, Notify, Bar, Poll, BufWrite, Ecam,
+            ],
+            Focus::Psci => &[Smc],
         }
     }
-}
 
-thread_local! {
-    // One per thread, leaked once: the machine's memory takes a 'static observer.
-    static WATCH: &'static Watch = Box::leak(Box::new(Watch {
-        accesses: Cell::new(0),
-        bytes: Cell::new(0),
-        outside: Cell::new(None),
-    }));
-}
+    /// The device a virtio focus aims at.
+    fn slot(self) -> Option<u8> {
+        match self {
+            Focus::VirtioBlk => Some(machine::SLOT_BLK),
+            Focus::VirtioNet => Some(machine::SLOT_NET),
+            Focus::VirtioConsole => Some(machine::SLOT_CONSOLE),
+            _ => None,
+        }
+    }
 
-impl Watch {
-    fn reset(&self) {
-        self.accesses.set(0);
-        self.bytes.set(0);
+    /// The kind byte that selects `op` under this focus, if it offers it.
+    pub fn kind_of(self, op: Op) -> Option<u8> {
+        self.ops()
+            .iter()
+            .position(|&o| o == op)
+            .and_then(|i| u8::try_from(i).ok())
     }
 }
 
@@ -110,51 +165,46 @@ impl Input<'_> {
     }
 }
 
-/// Which part of the VM an input aims at: the operations it draws from.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Focus {
-    /// Everything: any exit anywhere in the address map, any syndrome.
-    All,
-    /// GIC distributor and redistributor registers, SGIs, maintenance and timer events.
-    Vgic,
-    /// PCI ECAM configuration space of every slot.
-    PciEcam,
-    /// virtio-blk: guest-RAM bytes, its BAR, its notifications.
-    VirtioBlk,
-    /// virtio-net.
-    VirtioNet,
-    /// virtio-console.
-    VirtioConsole,
-    /// PSCI and SMCCC calls.
-    Psci,
+/// The bound on the work of one event, derived from the queues the drivers set up and the
+/// queues' per-round budgets (`virtio_devices::queue`). An event runs at most one round of
+/// each queue (a notification one queue, a poll the pending ones and the device's own work);
+/// a round pops at most `size` chains of at most `size` descriptors, whose buffers add up to
+/// at most `ROUND_BYTES` (or one chain of at most `MAX_CHAIN_LEN`). Per queue and round that
+/// is `size` ring reads, `size * size` descriptor reads, as many buffer pieces plus one per
+/// 256 bytes copied (the devices' bounce buffers), and two used-ring writes per chain.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Most guest-memory accesses per event.
+    pub accesses: u64,
+    /// Most bytes read or written in guest memory per event.
+    pub bytes: u64,
 }
 
-struct Rig {
-    m: Machine,
-    watch: &'static Watch,
-    queues: Vec<(u8, GuestQueue)>,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let watch = WATCH.with(|w| *w);
-        watch.reset();
-        watch.outside.set(None);
-        let mut m = Machine::observed(Some(watch));
-        m.bring_up();
-        let mut queues = Vec::new();
-        for (slot, qs) in [
-            (SLOT_CONSOLE, &[0u16, 1][..]),
-            (SLOT_BLK, &[0][..]),
-            (SLOT_NET, &[0, 1][..]),
-        ] {
-            for q in m.virtio_probe(slot, qs) {
-                queues.push((slot, q));
-            }
+impl Bounds {
+    fn for_queues(queues: &[GuestQueue]) -> Bounds {
+        use virtio_devices::queue::{MAX_CHAIN_LEN, ROUND_BYTES};
+        let data = ROUND_BYTES.max(MAX_CHAIN_LEN);
+        // Outside the queues: the MMIO access itself, ISR and config reads (a few each).
+        let mut accesses = 64u64;
+        let mut bytes = 4096u64;
+        for q in queues {
+            let n = u64::from(q.size);
+            accesses += 2 * n * n + 8 * n + data / 256 + 16;
+            bytes += 16 * n * n + 16 * n + data + 64;
         }
-        Rig { m, watch, queues }
+        Bounds { accesses, bytes }
     }
+}
 
+struct Rig<'m> {
+    m: Machine<'m>,
+    watch: &'m Watch,
+    faults: &'m Faults,
+    bounds: Bounds,
+    slot: Option<u8>,
+}
+
+impl<'m> Rig<'m> {
     /// Runs one event and checks the per-event invariants.
     fn event(&mut self, ev: Event) -> Reply {
         let exiting = match ev {
@@ -171,8 +221,7 @@ impl Rig {
     fn poll(&mut self) {
         let pcs = self.m.vm.hyp.pc;
         self.watch.reset();
-        let pci = self.m.pci.clone();
-        self.m.vm.with_device_ctx(|ctx| pci.poll(ctx));
+        self.m.poll();
         self.check(&pcs, None, "poll");
     }
 
@@ -180,11 +229,15 @@ impl Rig {
         if let Some((addr, len)) = self.watch.outside.get() {
             panic!("{what}: guest-memory access {addr:#x}+{len:#x} outside guest RAM");
         }
+        if let Some(f) = self.faults.take() {
+            panic!("{what}: {f}");
+        }
         let accesses = self.watch.accesses.get();
         let bytes = self.watch.bytes.get();
         assert!(
-            accesses <= MAX_ACCESSES && bytes <= MAX_BYTES,
-            "{what}: unbounded work: {accesses} accesses, {bytes} bytes"
+            accesses <= self.bounds.accesses && bytes <= self.bounds.bytes,
+            "{what}: unbounded work: {accesses} accesses, {bytes} bytes (bounds {:?})",
+            self.bounds
         );
         for (v, (old, new)) in before.iter().zip(self.m.vm.hyp.pc.iter()).enumerate() {
             let moved = new.wrapping_sub(*old);
@@ -195,66 +248,73 @@ impl Rig {
                 "{what}: vcpu{v} PC moved by {moved:#x}"
             );
         }
+        for v in 0..4u8 {
+            let mut held = Vec::new();
+            for lr in 0..vgic::MAX_LIST_REGISTERS {
+                if let Some(vgic::ListRegister::Holds(intid)) =
+                    self.m.vm.gic.list_register(VcpuId(v), lr)
+                {
+                    assert!(
+                        !held.contains(&intid),
+                        "{what}: vcpu{v} holds INTID {intid} in two list registers"
+                    );
+                    held.push(intid);
+                }
+            }
+        }
     }
 
     /// One operation drawn from `input` for `focus`.
     fn op(&mut self, focus: Focus, input: &mut Input<'_>) -> Option<Reply> {
         let vcpu = input.u8() & 3;
-        let kind = input.u8();
-        Some(match focus {
-            Focus::All => match kind % 8 {
-                0 => {
-                    let at = anywhere(input);
-                    self.access(vcpu, input, at)
-                }
-                1 => self.raw_exit(vcpu, input),
-                2 => self.ram_write(input),
-                3 => self.notify(vcpu, None, input),
-                4 => self.smc(vcpu, input),
-                5 => self.gic_event(vcpu, input),
-                6 => {
-                    self.poll();
-                    return None;
-                }
-                _ => {
-                    let at = gic_addr(input);
-                    self.access(vcpu, input, at)
-                }
-            },
-            Focus::Vgic => match kind % 4 {
-                0 | 1 => {
-                    let at = gic_addr(input);
-                    self.access(vcpu, input, at)
-                }
-                2 => self.gic_event(vcpu, input),
-                _ => self.sgi(vcpu, input),
-            },
-            Focus::PciEcam => {
-                let slot = u64::from(input.u8() % 4);
-                let reg = u64::from(input.u16() & 0xfff);
-                self.access(vcpu, input, Machine::ecam(slot as u8, reg))
+        let ops = focus.ops();
+        let kind = usize::from(input.u8()) % ops.len();
+        let op = ops.get(kind).copied().unwrap_or(Op::Poll);
+        Some(match op {
+            Op::Access => {
+                let at = self.anywhere(input);
+                self.access(vcpu, input, at)
             }
-            Focus::VirtioBlk | Focus::VirtioNet | Focus::VirtioConsole => {
-                let slot = match focus {
-                    Focus::VirtioBlk => SLOT_BLK,
-                    Focus::VirtioNet => SLOT_NET,
-                    _ => SLOT_CONSOLE,
+            Op::RawExit => self.raw_exit(vcpu, input),
+            Op::RamWrite => self.ram_write(input),
+            Op::Desc => self.desc(input),
+            Op::Publish => self.publish(vcpu, input),
+            Op::Notify => self.notify(vcpu, input),
+            Op::Smc => self.smc(vcpu, input),
+            Op::GicEvent => self.gic_event(vcpu, input),
+            Op::Poll => {
+                self.poll();
+                return None;
+            }
+            Op::GicAccess => {
+                let at = self.gic_addr(input);
+                self.access(vcpu, input, at)
+            }
+            Op::Sgi => self.sgi(vcpu, input),
+            Op::Ecam => {
+                let slot = match self.slot {
+                    Some(s) => s,
+                    None => input.u8() % 5,
                 };
-                match kind % 5 {
-                    0 | 1 => self.ram_write(input),
-                    2 => self.notify(vcpu, Some(slot), input),
-                    3 => {
-                        let bar = self.m.bars.get(usize::from(slot)).copied().unwrap_or(0);
-                        let at = bar + u64::from(input.u16() & 0x3fff);
-                        self.access(vcpu, input, at)
-                    }
-                    _ => {
-                        self.poll();
-                        return None;
-                    }
-                }
+                let reg = u64::from(input.u16() & 0xfff);
+                let at = self.m.ecam(slot, reg);
+                self.access(vcpu, input, at)
             }
-            Focus::Psci => self.smc(vcpu, input),
+            Op::Bar => {
+                let slot = match self.slot {
+                    Some(s) => s,
+                    None => input.u8() % 3,
+                };
+                let bar = self.m.bars.get(usize::from(slot)).copied().unwrap_or(0);
+                let at = bar + u64::from(input.u16() & 0x3fff);
+                self.access(vcpu, input, at)
+            }
+            Op::BufWrite => {
+                let at = self.m.ram_base() + BUF_OFF + u64::from(input.u16()) * 8 % 0x8_0000;
+                let bytes = input.u64().to_le_bytes();
+                let _ = self.m.mem().write(GuestPhysAddr(at), &bytes);
+                Reply::Nothing
+            }
         })
     }
 
@@ -265,18 +325,16 @@ impl Rig {
         let reg = input.u8() % 32;
         let value = input.u64();
         self.m.set_reg(vcpu, reg, value);
-        let esr = machine::esr_dabt(size, reg, write);
         self.event(Event::Exit {
             vcpu: VcpuId(vcpu),
-            esr,
+            esr: machine::esr_dabt(size, reg, write),
             ipa: GuestPhysAddr(addr),
         })
     }
 
-    /// Any syndrome at all, any IPA: what a confused or hostile back-end report looks like.
     fn raw_exit(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
         let esr = Esr(u64::from(input.u32()));
-        let ipa = anywhere(input);
+        let ipa = self.anywhere(input);
         self.event(Event::Exit {
             vcpu: VcpuId(vcpu),
             esr,
@@ -284,39 +342,122 @@ impl Rig {
         })
     }
 
-    /// The guest writes 8 bytes into its RAM, mostly into the rings and buffers.
+    /// The queues this input may touch (one device's, or all).
+    fn queue(&self, pick: u8) -> Option<GuestQueue> {
+        let qs: Vec<&GuestQueue> = self
+            .m
+            .queues
+            .iter()
+            .filter(|q| self.slot.is_none_or(|s| q.slot == s))
+            .collect();
+        qs.get(usize::from(pick) % qs.len().max(1))
+            .map(|q| (*q).clone())
+    }
+
+    /// The guest writes 8 bytes into a ring (or, with the top bit of `which`, the buffers).
     fn ram_write(&mut self, input: &mut Input<'_>) -> Reply {
-        let which = usize::from(input.u8());
+        let which = input.u8();
         let off = u64::from(input.u16());
-        let base = match self.queues.get(which % self.queues.len().max(1)) {
-            Some((_, q)) if which & 0x80 == 0 => [q.desc, q.avail, q.used]
-                .get(usize::from(input.u8() % 3))
-                .copied()
-                .unwrap_or(q.desc),
-            _ => RAM_BASE + (32 << 20),
+        let base = match self.queue(which & 0x7f) {
+            Some(q) if which & 0x80 == 0 => match input.u8() % 3 {
+                0 => q.desc,
+                1 => q.avail,
+                _ => q.used,
+            },
+            _ => self.m.ram_base() + BUF_OFF,
         };
         let bytes = input.u64().to_le_bytes();
-        // The guest's own write: not counted against the VMM.
+        // The guest's own write: not counted against the VMM (the watch resets per event).
         let _ = self.m.mem().write(GuestPhysAddr(base + off), &bytes);
         Reply::Nothing
     }
 
-    /// A queue notification (optionally of one device), after publishing an available index.
-    fn notify(&mut self, vcpu: u8, slot: Option<u8>, input: &mut Input<'_>) -> Reply {
-        let pick = usize::from(input.u8());
-        let candidates: Vec<&GuestQueue> = self
+    /// The guest writes descriptor `idx` of a queue's table: an address in the buffer area
+    /// (or anywhere, with flag bit 7), a length, flags, next.
+    fn desc(&mut self, input: &mut Input<'_>) -> Reply {
+        let Some(q) = self.queue(input.u8()) else {
+            return Reply::Nothing;
+        };
+        let idx = u64::from(input.u8());
+        let mode = input.u8();
+        let addr = if mode & 0x80 == 0 {
+            self.m.ram_base() + BUF_OFF + u64::from(input.u16()) * 16
+        } else {
+            input.u64()
+        };
+        let len = if mode & 0x40 == 0 {
+            u32::from(input.u16())
+        } else {
+            input.u32()
+        };
+        let flags = u16::from(mode & 7);
+        let next = u16::from(input.u8());
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&addr.to_le_bytes());
+        raw[8..12].copy_from_slice(&len.to_le_bytes());
+        raw[12..14].copy_from_slice(&flags.to_le_bytes());
+        raw[14..].copy_from_slice(&next.to_le_bytes());
+        let _ = self.m.mem().write(GuestPhysAddr(q.desc + 16 * idx), &raw);
+        Reply::Nothing
+    }
+
+    /// The driver makes `count` chains available (ring entries `head`, `head + step`, ...),
+    /// publishes the index and notifies.
+    fn publish(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
+        let pick = input.u8();
+        let head = u16::from(input.u8());
+        let count = u16::from(input.u8() % 8).max(1);
+        let step = u16::from(input.u8());
+        let Some(i) = self
+            .m
             .queues
             .iter()
-            .filter(|(s, _)| slot.is_none_or(|want| *s == want))
-            .map(|(_, q)| q)
-            .collect();
-        let Some(q) = candidates.get(pick % candidates.len().max(1)).copied() else {
+            .enumerate()
+            .filter(|(_, q)| self.slot.is_none_or(|s| q.slot == s))
+            .map(|(i, _)| i)
+            .nth(usize::from(pick) % self.m.queues.len().max(1))
+        else {
+            return Reply::Nothing;
+        };
+        let Some(q) = self.m.queues.get_mut(i) else {
+            return Reply::Nothing;
+        };
+        let mut h = head;
+        for _ in 0..count {
+            let slot = u64::from(q.avail_idx % q.size.max(1));
+            let _ = self
+                .m
+                .vm
+                .mem
+                .write_u16(GuestPhysAddr(q.avail + 4 + 2 * slot), h);
+            q.avail_idx = q.avail_idx.wrapping_add(1);
+            h = h.wrapping_add(step);
+        }
+        let _ = self
+            .m
+            .vm
+            .mem
+            .write_u16(GuestPhysAddr(q.avail + 2), q.avail_idx);
+        let q = q.clone();
+        self.m.set_reg(vcpu, 1, u64::from(q.index));
+        self.event(machine::notify_event(&q, vcpu))
+    }
+
+    /// A notification after storing any `avail.idx`.
+    fn notify(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
+        let Some(q) = self.queue(input.u8()) else {
             return Reply::Nothing;
         };
         let idx = input.u16();
         let _ = self.m.mem().write_u16(GuestPhysAddr(q.avail + 2), idx);
-        let ev = q.notify_event(vcpu);
-        self.event(ev)
+        // Linux writes the queue index; a hostile guest writes anything.
+        let value = if idx & 1 == 0 {
+            u64::from(q.index)
+        } else {
+            u64::from(input.u16())
+        };
+        self.m.set_reg(vcpu, 1, value);
+        self.event(machine::notify_event(&q, vcpu))
     }
 
     /// An SMC with x0..x3 from the input, x0 usually a PSCI or SMCCC function.
@@ -345,24 +486,31 @@ impl Rig {
             None => input.u64(),
         };
         self.m.set_reg(vcpu, 0, x0);
+        let base = self.m.ram_base();
         for r in 1..4 {
             let v = match input.u8() % 3 {
                 0 => u64::from(input.u8() % 6),
-                1 => RAM_BASE + u64::from(input.u32()),
+                1 => base.wrapping_add(u64::from(input.u32())),
                 _ => input.u64(),
             };
             self.m.set_reg(vcpu, r, v);
         }
+        let esr = if pick & 0x80 == 0 {
+            machine::esr_smc()
+        } else {
+            // HVC #0 (the PC is already past it).
+            Esr((0x16 << 26) | (1 << 25))
+        };
         self.event(Event::Exit {
             vcpu: VcpuId(vcpu),
-            esr: machine::esr_smc(),
+            esr,
             ipa: GuestPhysAddr(0),
         })
     }
 
-    /// A maintenance, virtual-timer or pass-through interrupt event.
     fn gic_event(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
-        let ev = match input.u8() % 4 {
+        let p = self.m.p;
+        let ev = match input.u8() % 5 {
             0 => Event::Maintenance {
                 vcpu: VcpuId(vcpu),
                 lr: Some(usize::from(input.u8() % 8)),
@@ -375,6 +523,15 @@ impl Rig {
                 vcpu: VcpuId(vcpu),
                 intid: u32::from(input.u8()),
             },
+            3 => {
+                // A pass-through SPI the platform routes (if it has any).
+                let n = p.passthrough_irqs.len().max(1);
+                let intid = p
+                    .passthrough_irqs
+                    .get(usize::from(input.u8()) % n)
+                    .map_or(40, |i| i.spi.intid());
+                Event::Irq { intid }
+            }
             _ => Event::Irq {
                 intid: u32::from(input.u16() % 1100),
             },
@@ -382,7 +539,6 @@ impl Rig {
         self.event(ev)
     }
 
-    /// `msr ICC_SGI1R_EL1, x1` with any value.
     fn sgi(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
         let value = input.u64();
         self.m.set_reg(vcpu, 1, value);
@@ -392,61 +548,144 @@ impl Rig {
             ipa: GuestPhysAddr(0),
         })
     }
-}
 
-/// An address in the GIC frames (distributor, or a redistributor of any vCPU or none).
-fn gic_addr(input: &mut Input<'_>) -> u64 {
-    if input.u8() & 1 == 0 {
-        GICD + u64::from(input.u16())
-    } else {
-        GICR + u64::from(input.u32() % (5 * 0x2_0000))
+    /// An address in the GIC frames (distributor, or a redistributor of any vCPU or none).
+    fn gic_addr(&self, input: &mut Input<'_>) -> u64 {
+        if input.u8() & 1 == 0 {
+            self.m.gicd() + u64::from(input.u16())
+        } else {
+            self.m.gicr() + u64::from(input.u32()) % (5 * GICR_STRIDE)
+        }
+    }
+
+    /// Any address, biased towards the platform's emulated windows, pass-through regions,
+    /// RAM, and the ends of the address space.
+    fn anywhere(&self, input: &mut Input<'_>) -> u64 {
+        let p: &Platform = self.m.p;
+        let mut bases: Vec<u64> = p.emulated_windows().map(|(_, r)| r.base.0).collect();
+        bases.extend(p.passthrough.iter().map(|r| r.range.base.0));
+        bases.extend([p.ram.range.base.0, 0, u64::MAX - 0xffff]);
+        let pick = usize::from(input.u8());
+        let off = u64::from(input.u32());
+        match bases.get(pick % (bases.len() + 2)) {
+            Some(b) => b.wrapping_add(off),
+            None => input.u64(),
+        }
+    }
+
+    /// The end of an input: the bus still enumerates, and firmware still answers.
+    fn finish(&mut self) {
+        for slot in 0..3u8 {
+            let at = self.m.ecam(slot, 0);
+            self.m.set_reg(0, 1, 0);
+            let r = self.event(Event::Exit {
+                vcpu: VcpuId(0),
+                esr: machine::esr_dabt(AccessSize::Half, 1, false),
+                ipa: GuestPhysAddr(at),
+            });
+            assert_eq!(r, Reply::Resume, "ECAM read");
+            assert_eq!(self.m.reg(0, 1), 0x1af4, "slot {slot} vendor ID");
+        }
+        self.m.set_reg(0, 0, 0x8400_0000);
+        let r = self.event(Event::Exit {
+            vcpu: VcpuId(0),
+            esr: machine::esr_smc(),
+            ipa: GuestPhysAddr(0),
+        });
+        if r == Reply::Resume {
+            assert_eq!(
+                self.m.reg(0, 0),
+                0x1_0001,
+                "PSCI_VERSION after the sequence"
+            );
+        }
     }
 }
 
-/// Any address, biased towards the emulated windows and their edges.
-fn anywhere(input: &mut Input<'_>) -> u64 {
-    let p = machine::PLATFORM;
-    let bases = [
-        GICD,
-        GICR,
-        UART,
-        p.pci.ecam.base.0,
-        p.pci.mmio.base.0,
-        RAM_BASE,
-        0,
-        u64::MAX - 0xffff,
-    ];
-    let pick = usize::from(input.u8());
-    let off = u64::from(input.u32());
-    match bases.get(pick % 10) {
-        Some(b) => b.wrapping_add(off),
-        None => input.u64(),
-    }
+thread_local! {
+    // Guest RAM, reused between inputs (cleared each time): allocating it per input is what
+    // costs most with the fuzzer's sanitizers.
+    static RAM: RefCell<Vec<u8>> = RefCell::new(vec![0; RAM_LEN]);
 }
 
-/// Drives the VM with the operations `data` decodes to, for `focus`, checking the invariants.
+/// What a VM input left behind (for the seed tests: that a seed does what it says).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Per queue the drivers set up: (slot, queue, enabled, last_avail, next_used).
+    pub queues: Vec<(u8, u16, bool, u16, u16)>,
+    /// Each device's virtio status.
+    pub status: Vec<u8>,
+    /// How the VM ended, if the guest ended it.
+    pub ended: Option<Reply>,
+    /// vCPUs running at the end.
+    pub running: [bool; 4],
+}
+
+/// Drives a VM with the operations `data` decodes to, for `focus`, checking the invariants.
+/// The first byte picks the platform (even: QEMU virt, odd: Orin AGX).
 pub fn fuzz_vm(focus: Focus, data: &[u8]) {
-    let mut rig = Rig::new();
+    run_vm(focus, data);
+}
+
+/// [`fuzz_vm`], returning what the input left behind.
+pub fn run_vm(focus: Focus, data: &[u8]) -> Summary {
     let mut input = Input { data };
-    for _ in 0..MAX_OPS {
-        if input.is_empty() {
-            break;
+    let platforms = vmm_platform::PLATFORMS;
+    let pick = usize::from(input.u8()) % platforms.len();
+    let Some(&p) = platforms.get(pick) else {
+        return Summary::default();
+    };
+    RAM.with_borrow_mut(|ram| {
+        ram.fill(0);
+        let watch = Watch::new(GuestRange::new(p.ram.range.base.0, RAM_LEN as u64));
+        let faults = Faults::default();
+        let mut m = Machine::new(p, ram, &watch, &faults);
+        m.bring_up();
+        if let Some(f) = faults.take() {
+            panic!("bring-up: {f}");
         }
-        if let Some(Reply::Shutdown(_)) = rig.op(focus, &mut input) {
-            // SYSTEM_OFF / RESET or a fatal exit: the VM is over, as in the root task.
-            return;
+        let bounds = Bounds::for_queues(&m.queues);
+        let mut rig = Rig {
+            m,
+            watch: &watch,
+            faults: &faults,
+            bounds,
+            slot: focus.slot(),
+        };
+        let mut ended = None;
+        for _ in 0..MAX_OPS {
+            if input.is_empty() {
+                break;
+            }
+            if let Some(r @ Reply::Shutdown(_)) = rig.op(focus, &mut input) {
+                // SYSTEM_OFF / RESET or a fatal exit: the VM is over, as in the root task.
+                ended = Some(r);
+                break;
+            }
         }
-    }
-    // Still alive: the firmware interface answers.
-    rig.m.set_reg(0, 0, 0x8400_0000);
-    let r = rig.event(Event::Exit {
-        vcpu: VcpuId(0),
-        esr: machine::esr_smc(),
-        ipa: GuestPhysAddr(0),
-    });
-    if r == Reply::Resume {
-        assert_eq!(rig.m.reg(0, 0), 0x1_0001, "PSCI_VERSION after the sequence");
-    }
+        if ended.is_none() {
+            rig.finish();
+        }
+        let pci = rig.m.pci.clone();
+        let queues = rig
+            .m
+            .queues
+            .iter()
+            .filter_map(|q| {
+                let (on, avail, used) = pci.with(|b| b.queue_state(q.slot, q.index)).flatten()?;
+                Some((q.slot, q.index, on, avail, used))
+            })
+            .collect();
+        let status = (0..3u8)
+            .filter_map(|s| pci.with(|b| b.device_status(s)).flatten())
+            .collect();
+        Summary {
+            queues,
+            status,
+            ended,
+            running: rig.m.vm.hyp.running,
+        }
+    })
 }
 
 /// The guest device tree builder over a (mutated) board DTB, for each platform: it returns an
@@ -462,15 +701,26 @@ pub fn fuzz_guest_dtb(data: &[u8]) {
         }
         let ram = p.ram.range;
         let name = format!("memory@{:x}\0", ram.base.0);
-        let mut reg = Vec::new();
-        for v in [ram.base.0, ram.size] {
-            reg.extend_from_slice(&v.to_be_bytes());
-        }
+        // The builder keeps the board's root #address-cells / #size-cells (1 or 2 each).
+        let encodings = [(2, 2), (2, 1), (1, 2), (1, 1)].map(|(a, s)| {
+            let mut reg = cells(ram.base.0, a)?;
+            reg.extend(cells(ram.size, s)?);
+            Some(reg)
+        });
         assert!(
-            contains(&dtb, name.as_bytes()) && contains(&dtb, &reg),
+            contains(&dtb, name.as_bytes())
+                && encodings.iter().flatten().any(|r| contains(&dtb, r)),
             "{}: no /{name} with the platform's RAM as reg",
             p.name
         );
+    }
+}
+
+/// `v` as `n` big-endian cells, if it fits.
+fn cells(v: u64, n: usize) -> Option<Vec<u8>> {
+    match n {
+        1 => u32::try_from(v).ok().map(|c| c.to_be_bytes().to_vec()),
+        _ => Some(v.to_be_bytes().to_vec()),
     }
 }
 
@@ -478,11 +728,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A fuzz target: the fuzzer's bytes in, a panic if an invariant breaks.
-pub type Target = fn(&[u8]);
+/// A target: its name and its function.
+pub type Target = (&'static str, fn(&[u8]));
 
 /// The targets by name, as `fuzz/` and the corpus directories name them.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [Target; 8] = [
     ("vm_all", |d| fuzz_vm(Focus::All, d)),
     ("vgic", |d| fuzz_vm(Focus::Vgic, d)),
     ("pci_ecam", |d| fuzz_vm(Focus::PciEcam, d)),
@@ -497,9 +747,206 @@ pub const TARGETS: [(&str, Target); 8] = [
 /// would make: they must panic (the replay tests prove the checks are live).
 #[doc(hidden)]
 pub fn self_test_outside_access() {
-    let rig = Rig::new();
-    let pcs = rig.m.vm.hyp.pc;
-    rig.watch
-        .observe(GuestPhysAddr(RAM_BASE + RAM_SIZE as u64 - 4), 8, true);
-    rig.check(&pcs, None, "self-test");
+    let p = &vmm_platform::QEMU_VIRT;
+    RAM.with_borrow_mut(|ram| {
+        let watch = Watch::new(GuestRange::new(p.ram.range.base.0, RAM_LEN as u64));
+        let faults = Faults::default();
+        let m = Machine::new(p, ram, &watch, &faults);
+        let end = m.ram_base() + RAM_LEN as u64;
+        let rig = Rig {
+            bounds: Bounds::for_queues(&m.queues),
+            m,
+            watch: &watch,
+            faults: &faults,
+            slot: None,
+        };
+        guest_mem::AccessObserver::observe(&watch, GuestPhysAddr(end - 4), 8, true);
+        rig.check(&[0; 4], None, "self-test");
+    });
+}
+
+/// Writes inputs for the VM targets op by op (seeds, regression inputs, tests).
+#[doc(hidden)]
+pub mod encode {
+    use super::{Focus, Op};
+
+    /// An input under construction.
+    pub struct Input {
+        focus: Focus,
+        /// The bytes so far.
+        pub bytes: Vec<u8>,
+    }
+
+    impl Input {
+        /// An input for `focus` on platform `platform` (0 QEMU virt, 1 Orin AGX).
+        pub fn new(focus: Focus, platform: u8) -> Input {
+            Input {
+                focus,
+                bytes: vec![platform],
+            }
+        }
+
+        fn op(&mut self, vcpu: u8, op: Op) -> &mut Self {
+            let kind = self.focus.kind_of(op).unwrap_or(0);
+            self.bytes.extend([vcpu, kind]);
+            self
+        }
+
+        fn raw(&mut self, b: &[u8]) -> &mut Self {
+            self.bytes.extend_from_slice(b);
+            self
+        }
+
+        /// Descriptor `idx` of queue `pick`: `addr` (an offset into the buffer area when it
+        /// fits 16 bits times 16, else absolute), `len`, `flags`, `next`.
+        pub fn desc(
+            &mut self,
+            pick: u8,
+            idx: u8,
+            addr: Addr,
+            len: u32,
+            flags: u8,
+            next: u8,
+        ) -> &mut Self {
+            let mut mode = flags & 7;
+            let mut a = Vec::new();
+            match addr {
+                Addr::Buf(off) => a.extend_from_slice(&off.to_le_bytes()),
+                Addr::Abs(x) => {
+                    mode |= 0x80;
+                    a.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            let l: Vec<u8> = match u16::try_from(len) {
+                Ok(l) => l.to_le_bytes().to_vec(),
+                Err(_) => {
+                    mode |= 0x40;
+                    len.to_le_bytes().to_vec()
+                }
+            };
+            self.op(0, Op::Desc)
+                .raw(&[pick, idx, mode])
+                .raw(&a)
+                .raw(&l)
+                .raw(&[next])
+        }
+
+        /// `count` (1..=7) ring entries from `head` by `step`, published and notified.
+        pub fn publish(&mut self, vcpu: u8, pick: u8, head: u8, count: u8, step: u8) -> &mut Self {
+            self.op(vcpu, Op::Publish).raw(&[pick, head, count, step])
+        }
+
+        /// `avail.idx = idx` (even) and a notification of queue `pick`.
+        pub fn notify(&mut self, vcpu: u8, pick: u8, idx: u16) -> &mut Self {
+            self.op(vcpu, Op::Notify)
+                .raw(&[pick])
+                .raw(&(idx & !1).to_le_bytes())
+        }
+
+        /// 8 bytes at buffer-area offset `8 * off`.
+        pub fn buf(&mut self, off: u16, v: [u8; 8]) -> &mut Self {
+            self.op(0, Op::BufWrite).raw(&off.to_le_bytes()).raw(&v)
+        }
+
+        /// A device poll.
+        pub fn poll(&mut self) -> &mut Self {
+            self.op(0, Op::Poll)
+        }
+
+        /// An SMC with x0 = FUNCTIONS[pick] and x1..x3 given as (selector, bytes).
+        pub fn smc(&mut self, vcpu: u8, pick: u8, args: [(u8, &[u8]); 3]) -> &mut Self {
+            self.op(vcpu, Op::Smc).raw(&[pick]);
+            for (sel, b) in args {
+                self.raw(&[sel]).raw(b);
+            }
+            self
+        }
+
+        /// A load (`write` false) or store of `size` (0..=3 for 1..8 bytes) at `off` of
+        /// the focused device's BAR (or slot `slot`'s).
+        pub fn bar(
+            &mut self,
+            vcpu: u8,
+            slot: Option<u8>,
+            off: u16,
+            size: u8,
+            write: bool,
+            value: u64,
+        ) -> &mut Self {
+            self.op(vcpu, Op::Bar);
+            if let Some(s) = slot {
+                self.raw(&[s]);
+            }
+            self.raw(&off.to_le_bytes())
+                .raw(&[size, u8::from(write), 1])
+                .raw(&value.to_le_bytes())
+        }
+
+        /// The same in ECAM space.
+        pub fn ecam(
+            &mut self,
+            vcpu: u8,
+            slot: Option<u8>,
+            reg: u16,
+            size: u8,
+            write: bool,
+            value: u64,
+        ) -> &mut Self {
+            self.op(vcpu, Op::Ecam);
+            if let Some(s) = slot {
+                self.raw(&[s]);
+            }
+            self.raw(&reg.to_le_bytes())
+                .raw(&[size, u8::from(write), 1])
+                .raw(&value.to_le_bytes())
+        }
+
+        /// A GIC register access: distributor (`redist` false) at `off`, or redistributor
+        /// space at `off`.
+        pub fn gic(
+            &mut self,
+            vcpu: u8,
+            redist: bool,
+            off: u32,
+            size: u8,
+            write: bool,
+            value: u64,
+        ) -> &mut Self {
+            self.op(vcpu, Op::GicAccess).raw(&[u8::from(redist)]);
+            if redist {
+                self.raw(&off.to_le_bytes());
+            } else {
+                self.raw(&(off as u16).to_le_bytes());
+            }
+            self.raw(&[size, u8::from(write), 1])
+                .raw(&value.to_le_bytes())
+        }
+
+        /// `msr ICC_SGI1R_EL1` with `value`.
+        pub fn sgi(&mut self, vcpu: u8, value: u64) -> &mut Self {
+            self.op(vcpu, Op::Sgi).raw(&value.to_le_bytes())
+        }
+
+        /// A maintenance event for list register `lr`.
+        pub fn eoi(&mut self, vcpu: u8, lr: u8) -> &mut Self {
+            self.op(vcpu, Op::GicEvent).raw(&[0, lr])
+        }
+
+        /// Any syndrome at an address `anywhere` picks with (pick, offset).
+        pub fn raw_exit(&mut self, vcpu: u8, esr: u32, pick: u8, off: u32) -> &mut Self {
+            self.op(vcpu, Op::RawExit)
+                .raw(&esr.to_le_bytes())
+                .raw(&[pick])
+                .raw(&off.to_le_bytes())
+        }
+    }
+
+    /// A descriptor's buffer address.
+    #[derive(Clone, Copy)]
+    pub enum Addr {
+        /// Offset into the buffer area, in units of 16 bytes.
+        Buf(u16),
+        /// Any guest-physical address.
+        Abs(u64),
+    }
 }
