@@ -33,21 +33,29 @@ fn be16(b: &[u8], off: usize) -> u16 {
 
 /// The Internet checksum (RFC 1071) of `data`.
 pub fn inet_checksum(data: &[u8]) -> u16 {
-    // The carry is folded back after every addition, so `sum` stays at most 0xffff before
-    // one and 0x1fffe after it: no addition here can overflow, whatever the length.
+    // 16-bit words are summed in blocks of 0x8000 (64 KiB): a block's sum is below
+    // 0x8000 * 0xffff < 2^31, and the running sum is folded to at most 0xffff before the
+    // next block is added, so no addition can wrap, whatever the length. The inner loop has
+    // no carry to fold on every word, so the compiler vectorizes it (folding after every
+    // addition made a 1500-byte ping cost twice as many instructions).
     let fold = |s: u32| (s & 0xffff).wrapping_add(s >> 16);
     let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        if let &[h, l] = c {
-            sum = fold(sum.wrapping_add(u32::from(u16::from_be_bytes([h, l]))));
+    for block in data.chunks(0x1_0000) {
+        let mut words = block.chunks_exact(2);
+        let mut s: u32 = 0;
+        for w in &mut words {
+            if let &[h, l] = w {
+                s = s.wrapping_add(u32::from(u16::from_be_bytes([h, l])));
+            }
         }
-    }
-    if let &[last] = chunks.remainder() {
-        sum = fold(sum.wrapping_add(u32::from(last) << 8));
-    }
-    while sum > 0xffff {
-        sum = fold(sum);
+        // Only the last block can have an odd length.
+        if let &[last] = words.remainder() {
+            s = s.wrapping_add(u32::from(last) << 8);
+        }
+        sum = sum.wrapping_add(s);
+        while sum > 0xffff {
+            sum = fold(sum);
+        }
     }
     !(sum as u16)
 }
@@ -203,5 +211,52 @@ impl NetBackend for ArpIcmpResponder {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inet_checksum;
+    use alloc::vec::Vec;
+
+    /// RFC 1071: sum in a wide integer, fold at the end.
+    fn reference(data: &[u8]) -> u16 {
+        let mut sum: u64 = 0;
+        for (i, &b) in data.iter().enumerate() {
+            sum += if i % 2 == 0 {
+                u64::from(b) << 8
+            } else {
+                u64::from(b)
+            };
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    #[test]
+    fn checksum_matches_rfc_1071() {
+        // RFC 1071 section 3's example: the sum is 0xddf2.
+        assert_eq!(
+            inet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            !0xddf2
+        );
+        assert_eq!(inet_checksum(&[]), 0xffff);
+        // Every length up to a few blocks' edges, odd and even, all-ones (the largest sums)
+        // and a pattern; a checksummed buffer checks to zero.
+        let pattern: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let ones = alloc::vec![0xffu8; 300_000];
+        for len in (0..70).chain([1499, 1500, 65535, 65536, 65537, 131_073, 300_000]) {
+            for data in [&pattern[..len], &ones[..len]] {
+                let c = inet_checksum(data);
+                assert_eq!(c, reference(data), "len {len}");
+                if len % 2 == 0 {
+                    let mut with = data.to_vec();
+                    with.extend_from_slice(&c.to_be_bytes());
+                    assert_eq!(inet_checksum(&with), 0, "len {len}");
+                }
+            }
+        }
     }
 }
