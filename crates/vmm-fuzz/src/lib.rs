@@ -689,7 +689,8 @@ pub fn run_vm(focus: Focus, data: &[u8]) -> Summary {
 }
 
 /// The guest device tree builder over a (mutated) board DTB, for each platform: it returns an
-/// error or a DTB that verifies, whose `/memory` is the platform's guest RAM and no more.
+/// error or a DTB that verifies, whose only `/memory` node holds exactly the platform's RAM
+/// (read with the root's `#address-cells` / `#size-cells`, whatever the board had).
 pub fn fuzz_guest_dtb(data: &[u8]) {
     for p in vmm_platform::PLATFORMS {
         let initrd = guest_dtb::Initrd::at_load_region(p, 0x1000);
@@ -700,32 +701,85 @@ pub fn fuzz_guest_dtb(data: &[u8]) {
             panic!("{}: built DTB does not verify: {e}", p.name);
         }
         let ram = p.ram.range;
-        let name = format!("memory@{:x}\0", ram.base.0);
-        // The builder keeps the board's root #address-cells / #size-cells (1 or 2 each).
-        let encodings = [(2, 2), (2, 1), (1, 2), (1, 1)].map(|(a, s)| {
-            let mut reg = cells(ram.base.0, a)?;
-            reg.extend(cells(ram.size, s)?);
-            Some(reg)
-        });
-        assert!(
-            contains(&dtb, name.as_bytes())
-                && encodings.iter().flatten().any(|r| contains(&dtb, r)),
-            "{}: no /{name} with the platform's RAM as reg",
+        let Some(mem) = dtb_memory(&dtb) else {
+            panic!("{}: built DTB unreadable", p.name);
+        };
+        assert_eq!(
+            mem,
+            vec![(ram.base.0, ram.size)],
+            "{}: /memory is not the platform's RAM",
             p.name
         );
     }
 }
 
-/// `v` as `n` big-endian cells, if it fits.
-fn cells(v: u64, n: usize) -> Option<Vec<u8>> {
-    match n {
-        1 => u32::try_from(v).ok().map(|c| c.to_be_bytes().to_vec()),
-        _ => Some(v.to_be_bytes().to_vec()),
+/// The `reg` entries of every `memory@...` child of the root, decoded with the root's cells;
+/// `None` when the blob cannot be read that far.
+fn dtb_memory(dtb: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let be32 = |at: usize| -> Option<u32> {
+        let b = dtb.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes(b.try_into().ok()?))
+    };
+    let off_struct = usize::try_from(be32(8)?).ok()?;
+    let off_strings = usize::try_from(be32(12)?).ok()?;
+    let cstr = |at: usize| -> Option<&[u8]> {
+        let rest = dtb.get(at..)?;
+        rest.get(..rest.iter().position(|&c| c == 0)?)
+    };
+    let (mut ac, mut sc) = (2u32, 1u32);
+    let mut regs: Vec<Vec<u8>> = Vec::new();
+    let mut depth = 0usize;
+    let mut in_memory = false;
+    let mut at = off_struct;
+    loop {
+        let token = be32(at)?;
+        at = at.checked_add(4)?;
+        match token {
+            1 => {
+                let name = cstr(at)?;
+                at = at.checked_add(name.len() + 1)?.next_multiple_of(4);
+                depth += 1;
+                in_memory = depth == 2 && name.starts_with(b"memory@");
+            }
+            2 => {
+                depth = depth.checked_sub(1)?;
+                in_memory = false;
+            }
+            3 => {
+                let len = usize::try_from(be32(at)?).ok()?;
+                let name = cstr(off_strings.checked_add(usize::try_from(be32(at + 4)?).ok()?)?)?;
+                let value = dtb.get(at + 8..at.checked_add(8)?.checked_add(len)?)?;
+                at = (at + 8 + len).next_multiple_of(4);
+                let cell = || Some(u32::from_be_bytes(value.try_into().ok()?));
+                match (depth, name) {
+                    (1, b"#address-cells") => ac = cell()?,
+                    (1, b"#size-cells") => sc = cell()?,
+                    (2, b"reg") if in_memory => regs.push(value.to_vec()),
+                    _ => {}
+                }
+            }
+            4 => {}
+            9 => break,
+            _ => return None,
+        }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let number = |c: &[u8]| {
+        c.chunks(4).fold(0u64, |a, w| {
+            (a << 32) | u64::from(w.iter().fold(0u32, |x, &b| (x << 8) | u32::from(b)))
+        })
+    };
+    let (ab, sb) = (4 * ac as usize, 4 * sc as usize);
+    let mut out = Vec::new();
+    for r in regs {
+        if ab + sb == 0 || r.len() % (ab + sb) != 0 {
+            return None;
+        }
+        for e in r.chunks(ab + sb) {
+            let (a, s) = e.split_at(ab);
+            out.push((number(a), number(s)));
+        }
+    }
+    Some(out)
 }
 
 /// A target: its name and its function.
