@@ -184,7 +184,7 @@ pub fn run(o: &Options) {
         "uncommitted": sh("git", &["status", "--porcelain", "--", "Cargo.toml", "Cargo.lock", "crates", "platform", ":(exclude)crates/root-task"])
             .map(|st| {
                 st.lines()
-                    .filter_map(|l| l.get(3..))
+                    .filter_map(|l| l.split_whitespace().last())
                     .filter(|f| f.ends_with(".rs") || f.ends_with(".toml") || f.ends_with(".lock"))
                     .map(str::to_string)
                     .collect::<Vec<_>>()
