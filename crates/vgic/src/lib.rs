@@ -77,6 +77,8 @@
 //! `has_pending` to decide whether a WFI idles. Every call that may make an interrupt
 //! deliverable fills list registers at once, of whichever vCPU it concerns.
 #![no_std]
+// Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -236,13 +238,14 @@ impl Vgic {
     pub fn new(platform: &Platform) -> Self {
         let vcpus = usize::from(platform.vcpus.min(MAX_VCPUS));
         let max_intid = platform.max_spi().intid().min(MAX_SPI_INTID);
+        // max_intid <= 1019: at most 32 blocks of 32.
         let it_lines = max_intid / 32;
-        let blocks = it_lines + 1;
-        let nr_irqs = (blocks * 32).min(MAX_SPI_INTID + 1);
+        let blocks = it_lines.saturating_add(1);
+        let nr_irqs = blocks.saturating_mul(32).min(MAX_SPI_INTID + 1);
 
         let mut spis = vec![Block::default(); blocks as usize];
         for (n, b) in spis.iter_mut().enumerate().skip(1) {
-            let first = n as u32 * 32;
+            let first = (n as u32).saturating_mul(32);
             b.implemented = implemented_mask(first, nr_irqs);
         }
         let private = Block {
@@ -400,7 +403,8 @@ impl Vgic {
         }
         for (n, b) in self.spis.iter().enumerate().skip(1) {
             for_each_bit(b.candidates(), |bit| {
-                let intid = n as u32 * 32 + bit;
+                // n < 32 blocks, bit < 32: the low five bits are the bit.
+                let intid = (n as u32).wrapping_mul(32) | bit;
                 if self.spi_goes_to(intid, v) && !leftover(intid) {
                     let irq = Irq::Spi(intid);
                     consider(irq, self.priority(irq));
@@ -578,7 +582,7 @@ impl Vgic {
             if list & (1 << n) == 0 {
                 continue;
             }
-            let aff0 = rs * 16 + n;
+            let aff0 = rs << 4 | n; // rs < 16, n < 16
             if upper == 0 && aff0 < self.cpus.len() {
                 self.pend_sgi(hyp, aff0, intid);
             } else if self.log.first(key::SGI | value & 0x00ff_f0ff_00ff_ffff) {
@@ -610,14 +614,14 @@ const fn implemented_mask(first: u32, nr_irqs: u32) -> u32 {
     match nr_irqs.saturating_sub(first) {
         0 => 0,
         n if n >= 32 => u32::MAX,
-        n => (1 << n) - 1,
+        n => (1u32 << n).wrapping_sub(1), // 0 < n < 32
     }
 }
 
 fn for_each_bit(mut bits: u32, mut f: impl FnMut(u32)) {
     while bits != 0 {
         let b = bits.trailing_zeros();
-        bits &= bits - 1;
+        bits &= bits.wrapping_sub(1); // bits != 0
         f(b);
     }
 }

@@ -282,20 +282,20 @@ impl Vgic {
                 (Reg::Bits(reg, self.spi_loc((off % 0x80) / 4)), Word)
             }
             0x0400..=0x07fb => {
-                let intid = (off - gicd::IPRIORITYR) as u32;
+                let intid = off.wrapping_sub(gicd::IPRIORITYR) as u32; // off >= IPRIORITYR
                 let loc = self.spi_loc(u64::from(intid / 32));
                 (Reg::Priority(loc, intid), ByteWord)
             }
             0x0800..=0x0bfb => (Reg::RazWi, ByteWord),
             0x0c00..=0x0cff => {
-                let first = ((off - gicd::ICFGR) / 4 * 16) as u32;
+                let first = (off.wrapping_sub(gicd::ICFGR) / 4).wrapping_mul(16) as u32; // < 1024
                 let loc = self.spi_loc(u64::from(first / 32));
                 (Reg::Cfg(loc, first), Word)
             }
             0x0d00..=0x0d7f | 0x0e00..=0x0eff | gicd::SGIR => (Reg::RazWi, Word),
             0x0f10..=0x0f2f => (Reg::RazWi, ByteWord),
             0x6100..=0x7fdf => {
-                let intid = ((off - gicd::IROUTER) / 8) as u32;
+                let intid = (off.wrapping_sub(gicd::IROUTER) / 8) as u32; // off >= IROUTER
                 let n = (intid < self.nr_irqs).then_some(intid);
                 (Reg::Router(n), WordDouble)
             }
@@ -324,7 +324,7 @@ impl Vgic {
     }
 
     fn rd_typer(&self, v: usize) -> u64 {
-        let last = if v + 1 == self.cpus.len() {
+        let last = if Some(v) == self.cpus.len().checked_sub(1) {
             gicr::TYPER_LAST
         } else {
             0
@@ -339,7 +339,8 @@ impl Vgic {
     fn loc_block(&self, loc: Loc) -> Option<&Block> {
         match loc {
             Loc::Private(v) => self.block(Irq::Private(v, 0)),
-            Loc::Spi(n) => self.block(Irq::Spi(n * 32)),
+            // n <= it_lines <= 31 (spi_loc).
+            Loc::Spi(n) => self.block(Irq::Spi(n.wrapping_mul(32))),
         }
     }
 
@@ -347,7 +348,7 @@ impl Vgic {
     fn loc_block_mut(&mut self, loc: Loc) -> Option<&mut Block> {
         match loc {
             Loc::Private(v) => self.block_mut(Irq::Private(v, 0)),
-            Loc::Spi(n) => self.block_mut(Irq::Spi(n * 32)),
+            Loc::Spi(n) => self.block_mut(Irq::Spi(n.wrapping_mul(32))),
         }
     }
 
@@ -573,7 +574,8 @@ impl Vgic {
         };
         let shift = first % 32;
         let edge = (b.edge & b.implemented) >> shift;
-        (0..16).fold(0, |acc, k| acc | ((edge >> k) & 1) << (2 * k + 1))
+        // Bit k of `edge` goes to bit 2k + 1.
+        (0..16).fold(0, |acc, k| acc | ((edge >> k) & 1) << (k << 1 | 1))
     }
 
     /// Writes an ICFGR word; true when a trigger mode changed.
@@ -582,7 +584,7 @@ impl Vgic {
             return false;
         };
         let shift = first % 32;
-        let edge = (0..16).fold(0u32, |acc, k| acc | ((value >> (2 * k + 1)) & 1) << k) << shift;
+        let edge = (0..16).fold(0u32, |acc, k| acc | ((value >> (k << 1 | 1)) & 1) << k) << shift;
         let writable = (0xffff << shift) & b.implemented & !b.fixed_cfg;
         let new = (b.edge & !writable) | (edge & writable);
         core::mem::replace(&mut b.edge, new) != new
@@ -598,11 +600,11 @@ fn decode_sgi(v: usize, off: u64) -> Option<(Reg, Widths)> {
             (Reg::Bits(reg, Some(Loc::Private(v))), Word)
         }
         0x0400..=0x041f => {
-            let intid = (off - gicr_sgi::IPRIORITYR) as u32;
+            let intid = off.wrapping_sub(gicr_sgi::IPRIORITYR) as u32; // off >= IPRIORITYR
             (Reg::Priority(Some(Loc::Private(v)), intid), ByteWord)
         }
         0x0c00..=0x0c07 => {
-            let first = ((off - gicr_sgi::ICFGR0) / 4 * 16) as u32;
+            let first = (off.wrapping_sub(gicr_sgi::ICFGR0) / 4).wrapping_mul(16) as u32; // 0 or 16
             (Reg::Cfg(Some(Loc::Private(v)), first), Word)
         }
         gicr_sgi::IGRPMODR0 | gicr_sgi::NSACR => (Reg::RazWi, Word),
