@@ -462,7 +462,8 @@ impl<'m> Rig<'m> {
 
     /// An SMC with x0..x3 from the input, x0 usually a PSCI or SMCCC function.
     fn smc(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
-        const FUNCTIONS: [u32; 16] = [
+        // PSCI 1.1 and SMCCC 1.1 function IDs (the SMC64 forms where there are two).
+        const FUNCTIONS: [u32; 19] = [
             0x8400_0000,
             0x8400_0001,
             0xc400_0001,
@@ -479,9 +480,12 @@ impl<'m> Rig<'m> {
             0x8000_8000,
             0x8000_7fff,
             0x8400_000c,
+            0x8400_0008,
+            0x8400_0009,
+            0xc400_000e,
         ];
         let pick = input.u8();
-        let x0 = match FUNCTIONS.get(usize::from(pick % 20)) {
+        let x0 = match FUNCTIONS.get(usize::from(pick % 24)) {
             Some(f) => u64::from(*f),
             None => input.u64(),
         };

@@ -36,6 +36,7 @@ fn files() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("corpus/pci_ecam", format!("enumerate-{pname}"), ecam(p)));
         out.push(("corpus/psci", format!("calls-{pname}"), psci(p)));
         out.push(("corpus/vm_all", format!("mixed-{pname}"), all(p)));
+        out.push(("corpus/psci", format!("system-off-{pname}"), system_off(p)));
     }
     out.push((
         "regressions/virtio_console",
@@ -231,6 +232,14 @@ fn psci(p: u8) -> Vec<u8> {
     i.bytes
 }
 
+/// PSCI_VERSION, then SYSTEM_OFF from vCPU 2.
+fn system_off(p: u8) -> Vec<u8> {
+    let none: [(u8, &[u8]); 3] = [(0, &[0]), (0, &[0]), (0, &[0])];
+    let mut i = Input::new(Focus::Psci, p);
+    i.smc(0, 0, none).smc(2, 16, none);
+    i.bytes
+}
+
 /// Everything: a GIC access, a PCI read, a PL011 store, an SMC, a WFI, a poll.
 fn all(p: u8) -> Vec<u8> {
     let mut i = Input::new(Focus::All, p);
@@ -327,6 +336,9 @@ fn seeds_do_what_they_say() {
 
         let s = vmm_fuzz::run_vm(Focus::Psci, &psci(p));
         assert_eq!(s.running, [true; 4], "vCPU 3 off and on again: {s:?}");
+        let s = vmm_fuzz::run_vm(Focus::Psci, &system_off(p));
+        let off = vmm::Reply::Shutdown(hypervisor::SystemEvent::PowerOff);
+        assert_eq!(s.ended, Some(off), "{s:?}");
     }
     // The chains that used to copy gigabytes: refused (too big) or spread over rounds.
     let s = vmm_fuzz::run_vm(Focus::VirtioConsole, &whole_ram(128, 128));
