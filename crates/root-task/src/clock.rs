@@ -1,54 +1,116 @@
-//! Guest run time, from the generic timer's virtual counter.
+//! Guest run time, for the exit summary.
 //!
-//! The root task reads CNTVCT_EL0 at EL0, which CNTKCTL_EL1.EL0VCTEN allows. seL4 sets that bit
-//! at boot with `KernelArmExportVCNTUser`, but a core that has run a vCPU holds the guest's
-//! CNTKCTL_EL1 (seL4 saves it on a vCPU switch and writes nothing back), and a guest that
-//! clears the bit would make our read trap. So the clock is only read on a core no vCPU uses.
+//! Two sources, whichever is safe:
+//!
+//! * the generic timer's virtual counter, read at EL0 (CNTVCT_EL0). seL4 allows that with
+//!   `KernelArmExportVCNTUser` (CNTKCTL_EL1.EL0VCTEN), but a core that has run a vCPU holds the
+//!   guest's CNTKCTL_EL1 (seL4 saves it on a vCPU switch and writes nothing back), and a guest
+//!   that clears the bit would make our read trap. So only on a core no vCPU uses (Orin);
+//! * otherwise the board's real-time clock if it has one the kernel leaves alone: QEMU virt's
+//!   PL031 (`pl031@9010000` in QEMU's DTB), mapped read-only into the root task. One-second
+//!   resolution, which is plenty for a boot that takes minutes under emulation.
 
-/// A counter reading.
+use sel4::{CapRights, VmAttributes};
+
+use crate::objects::Objects;
+use crate::space::map_frame;
+
+/// QEMU virt's PL031 (register 0, RTCDR, counts seconds).
+#[cfg(not(feature = "orin-agx"))]
+const RTC_PADDR: Option<usize> = Some(0x0901_0000);
+#[cfg(feature = "orin-agx")]
+const RTC_PADDR: Option<usize> = None;
+/// Where the root task maps it (below the guest-RAM window).
+const RTC_VADDR: usize = crate::backend::RAM_WINDOW - 0x20_0000;
+
+/// A reading of whichever source the clock uses.
 #[derive(Clone, Copy)]
 pub struct Instant(u64);
 
-/// The virtual counter, when it can be read safely.
+enum Source {
+    Counter,
+    Rtc(*const u32),
+    None,
+}
+
+/// The guest's wall clock, as far as the VMM can read one safely.
 pub struct Clock {
-    usable: bool,
+    source: Source,
 }
 
 impl Clock {
     /// Why there is no clock, for the log.
     pub const WHY_NOT: &str = "the VMM shares a core with vCPUs (a guest may deny EL0 the \
-        counter there) or the kernel lacks KernelArmExportVCNTUser; see the runner's wall \
-        clock";
+        counter there) and the board has no RTC the VMM may read; see the runner's wall clock";
 
-    /// A clock, usable if the VMM runs on a core of its own.
-    pub fn new(own_core: bool) -> Self {
-        Self {
-            usable: own_core && sel4::sel4_cfg_bool!(EXPORT_VCNT_USER),
+    /// The counter on a core of the VMM's own, else the RTC if the board has one.
+    pub fn new(own_core: bool, objs: &mut Objects) -> Self {
+        if own_core && sel4::sel4_cfg_bool!(EXPORT_VCNT_USER) {
+            return Self {
+                source: Source::Counter,
+            };
+        }
+        let source = match RTC_PADDR.map(|p| map_rtc(objs, p)) {
+            Some(Ok(ptr)) => Source::Rtc(ptr),
+            Some(Err(e)) => {
+                log::warn!("vmm: RTC not mapped ({e:?}); no guest run time");
+                Source::None
+            }
+            None => Source::None,
+        };
+        Self { source }
+    }
+
+    /// Now, if there is a clock.
+    pub fn now(&self) -> Option<Instant> {
+        match self.source {
+            Source::Counter => Some(Instant(read_cntvct())),
+            // SAFETY: a device frame mapped read-only at `ptr` for the life of the root task.
+            Source::Rtc(ptr) => Some(Instant(u64::from(unsafe { ptr.read_volatile() }))),
+            Source::None => None,
         }
     }
 
-    /// Now, if the clock is usable.
-    pub fn now(&self) -> Option<Instant> {
-        self.usable.then(|| Instant(read_cntvct()))
-    }
-
-    /// Whole seconds and milliseconds since `start`.
-    pub fn seconds_since(&self, start: Option<Instant>) -> Option<(u64, u64)> {
+    /// Time since `start` as (whole seconds, milliseconds, source name).
+    pub fn since(&self, start: Option<Instant>) -> Option<(u64, u64, &'static str)> {
         let start = start?;
         let now = self.now()?;
-        let freq = read_cntfrq();
-        if freq == 0 {
-            return None;
+        let elapsed = now.0.wrapping_sub(start.0);
+        match self.source {
+            Source::Counter => {
+                let freq = read_cntfrq();
+                if freq == 0 {
+                    return None;
+                }
+                let ms = (u128::from(elapsed) * 1000 / u128::from(freq)) as u64;
+                Some((ms / 1000, ms % 1000, "virtual counter"))
+            }
+            Source::Rtc(_) => Some((elapsed, 0, "PL031 RTC, 1 s resolution")),
+            Source::None => None,
         }
-        let ticks = now.0.wrapping_sub(start.0);
-        let ms = (u128::from(ticks) * 1000 / u128::from(freq)) as u64;
-        Some((ms / 1000, ms % 1000))
     }
+}
+
+fn map_rtc(objs: &mut Objects, paddr: usize) -> Result<*const u32, crate::objects::AllocError> {
+    let frame = objs.alloc_at(
+        paddr,
+        sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage),
+    )?;
+    map_frame(
+        objs,
+        sel4::init_thread::slot::VSPACE.cap(),
+        frame,
+        RTC_VADDR,
+        CapRights::read_only(),
+        // Device memory: no cacheable attribute.
+        VmAttributes::EXECUTE_NEVER,
+    )?;
+    Ok(RTC_VADDR as *const u32)
 }
 
 fn read_cntvct() -> u64 {
     let v: u64;
-    // SAFETY: reads a counter register; `Clock::usable` says EL0 may read it on this core.
+    // SAFETY: reads a counter register; `Source::Counter` is only chosen where EL0 may.
     unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
     v
 }
