@@ -801,24 +801,50 @@ pub const TARGETS: [Target; 8] = [
     ("guest_dtb", fuzz_guest_dtb),
 ];
 
-/// Feeds the invariant checks an access just past guest RAM, as a device model escaping it
-/// would make: they must panic (the replay tests prove the checks are live).
+/// What [`self_test`] feeds the invariant checks.
 #[doc(hidden)]
-pub fn self_test_outside_access() {
+#[derive(Clone, Copy, Debug)]
+pub enum Broken {
+    /// An access just past guest RAM, as a device model escaping it would make.
+    OutsideRam,
+    /// One more access than the work bound allows.
+    TooMuchWork,
+    /// A stage-2 mapping request while the guest runs.
+    Remap,
+}
+
+/// Feeds the invariant checks a violation: they must panic (the replay tests prove the
+/// checks are live).
+#[doc(hidden)]
+pub fn self_test(broken: Broken) {
     let p = &vmm_platform::QEMU_VIRT;
     RAM.with_borrow_mut(|ram| {
         let watch = Watch::new(GuestRange::new(p.ram.range.base.0, RAM_LEN as u64));
         let faults = Faults::default();
-        let m = Machine::new(p, ram, &watch, &faults);
+        let mut m = Machine::new(p, ram, &watch, &faults);
+        m.bring_up();
         let end = m.ram_base() + RAM_LEN as u64;
-        let rig = Rig {
-            bounds: Bounds::for_queues(&m.queues),
+        let bounds = Bounds::for_queues(&m.queues);
+        let mut rig = Rig {
+            bounds,
             m,
             watch: &watch,
             faults: &faults,
             slot: None,
         };
-        guest_mem::AccessObserver::observe(&watch, GuestPhysAddr(end - 4), 8, true);
+        rig.check(&[0; 4], None, "before");
+        match broken {
+            Broken::OutsideRam => {
+                guest_mem::AccessObserver::observe(&watch, GuestPhysAddr(end - 4), 8, true);
+            }
+            Broken::TooMuchWork => watch.accesses.set(bounds.accesses + 1),
+            Broken::Remap => {
+                let plan = stage2::Plan::new(p);
+                if let Some(first) = plan.mappings.first() {
+                    let _ = hypervisor::Hypervisor::map(&mut rig.m.vm.hyp, first);
+                }
+            }
+        }
         rig.check(&[0; 4], None, "self-test");
     });
 }
