@@ -10,7 +10,7 @@
 
 use arm_fault::{AccessSize, Esr, GpReg};
 use console::{LineWriter, NullSink};
-use guest_mem::{AccessObserver, GuestMemory, GuestPhysAddr, GuestRange};
+use guest_mem::{GuestMemory, GuestPhysAddr, GuestRange};
 use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
 use mmio_bus::MmioBus;
 use pl011::{Pl011, SharedPl011};
@@ -220,21 +220,11 @@ pub struct Machine {
     next_free: u64,
     /// Each device's BAR.
     pub bars: [u64; 3],
-    ram: *mut [u8],
 }
 
 impl Default for Machine {
     fn default() -> Self {
         Machine::new()
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        // SAFETY: `ram` came from Box::into_raw in `observed`. The VM's `GuestMemory` points
-        // into it but has no `Drop` of its own, and the VM is dropped right after this without
-        // touching guest RAM.
-        drop(unsafe { Box::from_raw(self.ram) });
     }
 }
 
@@ -249,11 +239,6 @@ fn disk_image() -> Vec<u8> {
 impl Machine {
     /// Builds the devices as `crates/root-task/src/devices.rs` does (sinks that discard).
     pub fn new() -> Machine {
-        Machine::observed(None)
-    }
-
-    /// As [`Machine::new`], with every guest-RAM access reported to `observer` (fuzzing).
-    pub fn observed(observer: Option<&'static dyn AccessObserver>) -> Machine {
         let p = PLATFORM;
         let gic = vgic::Vgic::new(p);
         let mut bus = MmioBus::new();
@@ -287,17 +272,8 @@ impl Machine {
         bus.add("pci-mmio", p.pci.mmio, pci.mmio_device())
             .expect("mmio");
 
-        // Freed in `Drop` (fuzzing builds a machine per input); calloc'd, so only the pages the
-        // guest touches cost anything.
-        let ram_box = vec![0u8; RAM_SIZE].into_boxed_slice();
-        let ram_ptr = Box::into_raw(ram_box);
-        // SAFETY: from Box::into_raw just above; released only in `Drop`, after which nothing
-        // reaches the VM's memory.
-        let ram: &'static mut [u8] = unsafe { &mut *ram_ptr };
-        let mut mem = GuestMemory::new(GuestPhysAddr(RAM_BASE), ram);
-        if let Some(o) = observer {
-            mem = mem.with_observer(o);
-        }
+        let ram: &'static mut [u8] = Box::leak(vec![0u8; RAM_SIZE].into_boxed_slice());
+        let mem = GuestMemory::new(GuestPhysAddr(RAM_BASE), ram);
         let mut vm = Vm::new(BenchHyp::new(), gic, bus, mem, p.vcpus);
         vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
         Machine {
@@ -307,7 +283,6 @@ impl Machine {
             // Kernel image, initrd and DTB would sit below; rings and buffers go above 32 MiB.
             next_free: RAM_BASE + (32 << 20),
             bars: [0; 3],
-            ram: ram_ptr,
         }
     }
 
