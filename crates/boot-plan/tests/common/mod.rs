@@ -1,4 +1,5 @@
 //! A minimal ELF64 writer for the tests: program headers only, as linkers lay them out.
+#![allow(missing_docs, dead_code)] // shared by several test binaries, each using a part
 
 /// One segment to write: (vaddr, paddr, file bytes, memsz).
 pub struct Seg {
