@@ -1,3 +1,4 @@
+//! /cpus, /psci, /memory and /reserved-memory from real board DTBs and dtc-built ones.
 use boot_plan::PhysRange;
 use boot_plan::dtb::{self, Conduit, DtbError, boot_cores};
 

@@ -1,3 +1,4 @@
+//! ELF images the loader places: what it reads, and what it refuses.
 mod common;
 
 use boot_plan::PhysRange;

@@ -1,3 +1,4 @@
+//! The memory plan: Orin and QEMU layouts, forbidden ranges, the firmware map.
 mod common;
 
 use boot_plan::PhysRange;

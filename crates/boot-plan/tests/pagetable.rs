@@ -1,3 +1,4 @@
+//! The kernel's initial EL2 tables, read back by a walker as the MMU would.
 use std::collections::HashMap;
 
 use boot_plan::PhysRange;
