@@ -60,10 +60,7 @@ impl PhysRange {
     pub fn align_out(&self, align: u64) -> PhysRange {
         let mask = align.saturating_sub(1);
         let start = self.start & !mask;
-        let end = self
-            .end
-            .checked_add(mask)
-            .map_or(!mask, |e| e & !mask);
+        let end = self.end.checked_add(mask).map_or(!mask, |e| e & !mask);
         PhysRange::new(start, end)
     }
 }

@@ -20,7 +20,7 @@ fn tr(m: &HashMap<u64, u64>, va: u64) -> Option<boot_plan::pagetable::Translatio
 }
 
 #[test]
-fn seL4s_tcr_and_mair() {
+fn sel4s_tcr_and_mair() {
     // TCR_EL2_DEFAULT of seL4 16 (include/arch/arm/arch/64/mode/machine.h).
     assert_eq!(tcr_el2(40), Some(0x8082_3510));
     assert_eq!(tcr_el2(44), Some(0x8084_3510));
