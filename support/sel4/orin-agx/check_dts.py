@@ -112,17 +112,22 @@ def main():
     for b in fdt.walk(board):
         used += [(s, l, b.path) for s, l in fdt.regs(b)] + [(s, l, b.path) for s, l in fdt.windows(b)]
     mem = board_nodes.get("/memory@80000000")
-    for s, l in fdt.regs(next(n for n in fdt.walk(ours) if n.path == "/memory@80000000")):
+    regs = fdt.regs(next(n for n in fdt.walk(ours) if n.path == "/memory@80000000"))
+    ras = (0xBE00_0000, 0x0400_0000)
+    for s, l in regs:
         hits = [p for us, ul, p in used if us < s + l and s < us + ul]
         if s >= 0x8000_0000 and not hits:
             ok("memory %#x..%#x: in DRAM, no board device there" % (s, s + l))
         else:
             fail("memory %#x..%#x collides with %s" % (s, s + l, hits or "below DRAM"))
-        guest = (0x9000_0000, 0x1000_0000)
-        if s <= guest[0] and guest[0] + guest[1] <= s + l:
-            ok("memory holds the VMM's identity-mapped guest RAM 0x90000000..0xa0000000")
-        else:
-            fail("memory does not hold the guest RAM 0x90000000..0xa0000000")
+        if s < ras[0] + ras[1] and ras[0] < s + l:
+            fail("memory %#x..%#x holds the RAS-error region 0xbe000000..0xc2000000" % (s, s + l))
+    if any(s <= 0x9000_0000 and 0xA000_0000 <= s + l for s, l in regs):
+        ok("memory holds the VMM's identity-mapped guest RAM 0x90000000..0xa0000000")
+    else:
+        fail("memory does not hold the guest RAM 0x90000000..0xa0000000")
+    if not any(s < ras[0] + ras[1] and ras[0] < s + l for s, l in regs):
+        ok("memory leaves out the RAS-error region 0xbe000000..0xc2000000")
     if mem is not None:
         print("note the board DTB has a /memory@80000000 node: %s" % fdt.regs(mem))
 
