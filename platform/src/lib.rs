@@ -106,6 +106,33 @@ impl MemAttrs {
     }
 }
 
+/// What the guest may do to a pass-through region.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// Loads and stores.
+    ReadWrite,
+    /// Loads only: mapped without write permission in stage 2 (the root task maps the frames
+    /// with read-only rights), so a guest store there is a stage-2 permission fault that
+    /// reaches the VMM, which ignores it as it ignores any store no device emulates (logged
+    /// once per address). For registers the guest must see but has no business changing.
+    ReadOnly,
+}
+
+impl Access {
+    /// The name `vmmctl` and the docs use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Access::ReadWrite => "read-write",
+            Access::ReadOnly => "read-only",
+        }
+    }
+
+    /// Whether the guest may store to the region.
+    pub const fn writable(self) -> bool {
+        matches!(self, Access::ReadWrite)
+    }
+}
+
 /// Guest RAM.
 #[derive(Clone, Copy, Debug)]
 pub struct Ram {
@@ -147,6 +174,20 @@ pub struct Passthrough {
     pub range: GuestRange,
     /// Stage-2 attributes.
     pub attrs: MemAttrs,
+    /// Stage-2 permissions.
+    pub access: Access,
+}
+
+/// A node of the board's device tree the guest gets that has no registers, so no
+/// [`Passthrough`] range can name it (a firmware interface such as the Orin's `/bpmp`, a
+/// console reached through mailboxes such as its `/serial`). The guest device tree copies it
+/// with its subtree; a board tree without it is an error, not a silent omission.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardNode {
+    /// Short name, used in logs and errors.
+    pub name: &'static str,
+    /// Its path in the board's device tree.
+    pub dt_path: &'static str,
 }
 
 /// A physical interrupt delivered to the guest.
@@ -210,6 +251,8 @@ pub struct Platform {
     pub stdout_path: &'static str,
     /// Board regions the guest accesses directly.
     pub passthrough: &'static [Passthrough],
+    /// Board device-tree nodes without registers the guest gets.
+    pub board_nodes: &'static [BoardNode],
     /// Board interrupts delivered to the guest.
     pub passthrough_irqs: &'static [PassthroughIrq],
     /// The emulated GIC.

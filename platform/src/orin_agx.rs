@@ -23,14 +23,28 @@
 //!
 //! So the regions are the two HSP instances and the two SRAM pages; the interrupts are the
 //! three the HSP driver requests (see `PASSTHROUGH_IRQS`). The guest device tree must also carry
-//! the two `reg`-less nodes, which no [`Passthrough`] entry names because they have no range:
+//! the two `reg`-less nodes, which no [`Passthrough`] entry can name because they have no range;
+//! the table names them in `board_nodes` (`BOARD_NODES`), so `vmmctl dtb orin-agx` copies them
+//! by default and fails, naming the node, on a board tree without one:
 //!
 //! * `/bpmp` (with its `i2c` child), minus `iommus` and `interconnects` (they point at the
-//!   SMMU and memory controller the guest does not get);
-//! * `/serial` (the TCU), the `/chosen/stdout-path` below.
+//!   SMMU and memory controller the guest does not get; `crates/guest-dtb` leaves out those
+//!   two properties, and says so, for any copied node whose SMMU or interconnect provider
+//!   stays behind);
+//! * `/serial` (the TCU), also the `/chosen/stdout-path` below.
 //!
 //! and the SRAM pages' parent `/sram@40000000` with its properties (`compatible`, `reg`,
 //! `ranges`, `no-memory-wc`, the cells), because the children's addresses are relative to it.
+//!
+//! One more region, read-only: APB MISC (`/bus@0/misc@100000`, `nvidia,tegra234-misc`). Linux
+//! reads the chip ID and revision (HIDREV) and the boot straps from it at early_initcall
+//! (`drivers/soc/tegra/fuse/tegra-apbmisc.c`, `tegra_init_apbmisc`, from `tegra_init_fuse`);
+//! without the node `tegra_read_chipid()` finds 0 and WARNs, with a backtrace ("Tegra Chip ID
+//! not yet available", "Tegra APB MISC not yet available" in later kernels), each time a driver
+//! asks `tegra_is_silicon()` or the chip ID, as the HSP / BPMP path does when the BPMP channels
+//! start. On Tegra234 Linux never writes
+//! there (its one write, `tegra194_miscreg_mask_serror`, is Tegra194's), and the guest has no
+//! business changing the SoC's straps: the stage-2 mapping has no write permission.
 //!
 //! # Memory attributes
 //!
@@ -53,8 +67,8 @@
 //! maps all of these as Device-nGnRnE: stricter than the guest's Device-nGnRE, never weaker.
 
 use crate::{
-    GicLayout, GuestPhysAddr, GuestRange, LoadRegion, MemAttrs, Passthrough, PassthroughIrq,
-    PciLayout, Platform, Ram, Spi, Trigger, assert_valid,
+    Access, BoardNode, GicLayout, GuestPhysAddr, GuestRange, LoadRegion, MemAttrs, Passthrough,
+    PassthroughIrq, PciLayout, Platform, Ram, Spi, Trigger, assert_valid,
 };
 
 /// The Orin AGX platform.
@@ -99,6 +113,7 @@ pub const ORIN_AGX: Platform = Platform {
     // carries `/aliases`.
     stdout_path: "/serial:115200n8",
     passthrough: PASSTHROUGH,
+    board_nodes: BOARD_NODES,
     passthrough_irqs: PASSTHROUGH_IRQS,
     // The emulated GIC sits where the board's GIC-600 is (`/bus@0/interrupt-controller@f400000`:
     // GICD 0x0f40_0000 + 64 KiB, GICR 0x0f44_0000 + 2 MiB), so the addresses look familiar; it
@@ -131,6 +146,7 @@ const PASSTHROUGH: &[Passthrough] = &[
         dt_path: "/bus@0/hsp@3c00000",
         range: GuestRange::new(0x03c0_0000, 0x000a_0000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     },
     // Design document: path "/tegra-hsp@c150000". The board: `/bus@0/hsp@c150000`, reg
     // 0x0c15_0000 + 0x9_0000 (agrees). Holds the TCU's TX mailbox at 0x0c16_8000.
@@ -139,6 +155,7 @@ const PASSTHROUGH: &[Passthrough] = &[
         dt_path: "/bus@0/hsp@c150000",
         range: GuestRange::new(0x0c15_0000, 0x0009_0000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     },
     // Design document (and this table before): all of `/sram@40000000`, 0x4000_0000 +
     // 512 KiB, Normal non-cacheable. The board's SYSRAM starts with 256 KiB reserved for the
@@ -151,12 +168,52 @@ const PASSTHROUGH: &[Passthrough] = &[
         dt_path: "/sram@40000000/sram@70000",
         range: GuestRange::new(0x4007_0000, 0x1000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     },
     Passthrough {
         name: "sram-bpmp-rx",
         dt_path: "/sram@40000000/sram@71000",
         range: GuestRange::new(0x4007_1000, 0x1000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
+    },
+    // Not in the design document. APB MISC, `/bus@0/misc@100000`: reg <0x100000 0xf000>
+    // (the chip ID register, HIDREV, at +4) and <0x10f000 0x1000> (the straps), both 4 KiB
+    // multiples; one entry per `reg` entry, as the guest DTB builder matches each table range
+    // to one. Read-only (module docs, "What the guest gets, and why").
+    Passthrough {
+        name: "apb-misc",
+        dt_path: "/bus@0/misc@100000",
+        range: GuestRange::new(0x0010_0000, 0xf000),
+        attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadOnly,
+    },
+    Passthrough {
+        name: "apb-misc-straps",
+        dt_path: "/bus@0/misc@100000",
+        range: GuestRange::new(0x0010_f000, 0x1000),
+        attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadOnly,
+    },
+];
+
+// The `reg`-less nodes (module docs). Design document: its `vm0.dtb` pass-through list names
+// "/bpmp" and "/serial@c168000" (the TCU's path on the board is `/serial`). `/bpmp/i2c`
+// (`nvidia,tegra186-bpmp-i2c`, an I2C bus the BPMP firmware owns and the guest reaches through
+// BPMP messages) comes with `/bpmp` anyway; it is named too so that a board tree without it is
+// an error.
+const BOARD_NODES: &[BoardNode] = &[
+    BoardNode {
+        name: "bpmp",
+        dt_path: "/bpmp",
+    },
+    BoardNode {
+        name: "bpmp-i2c",
+        dt_path: "/bpmp/i2c",
+    },
+    BoardNode {
+        name: "tcu",
+        dt_path: "/serial",
     },
 ];
 

@@ -39,6 +39,7 @@ pub const QEMU_VIRT: Platform = Platform {
     bootargs: "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init quiet",
     stdout_path: "/pl011@9000000",
     passthrough: &[],
+    board_nodes: &[],
     passthrough_irqs: &[],
     gic: GicLayout {
         dist: GuestPhysAddr(0x0800_0000),

@@ -80,7 +80,7 @@ pub enum PlatformError {
     },
     /// A device-tree path that is not absolute.
     BadDtPath {
-        /// The region.
+        /// The pass-through region or board node.
         region: &'static str,
         /// The path.
         path: &'static str,
@@ -211,6 +211,14 @@ const fn check_range(region: &'static str, r: GuestRange, align: u64) -> Result<
     Ok(())
 }
 
+const fn check_dt_path(region: &'static str, path: &'static str) -> Result<(), PlatformError> {
+    let bytes = path.as_bytes();
+    if bytes.is_empty() || bytes[0] != b'/' {
+        return Err(PlatformError::BadDtPath { region, path });
+    }
+    Ok(())
+}
+
 /// `?` for const fns.
 macro_rules! tri {
     ($e:expr) => {
@@ -297,13 +305,13 @@ impl Platform {
         while i < self.passthrough.len() {
             let p = &self.passthrough[i];
             tri!(check_range(p.name, p.range, PAGE_4K));
-            let path = p.dt_path.as_bytes();
-            if path.is_empty() || path[0] != b'/' {
-                return Err(PlatformError::BadDtPath {
-                    region: p.name,
-                    path: p.dt_path,
-                });
-            }
+            tri!(check_dt_path(p.name, p.dt_path));
+            i += 1;
+        }
+        let mut i = 0;
+        while i < self.board_nodes.len() {
+            let n = &self.board_nodes[i];
+            tri!(check_dt_path(n.name, n.dt_path));
             i += 1;
         }
 

@@ -11,196 +11,10 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
+mod common;
 
-use fdt::nodes::AsNode;
-use vmm_platform::{GuestRange, ORIN_AGX, Platform};
-
-const BOARD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/tegra234-p3737-0000+p3701-0000.dtb"
-);
-
-type Props = Vec<(String, Vec<u8>)>;
-
-/// The board's tree: every node by path with its properties.
-struct Board {
-    nodes: BTreeMap<String, Props>,
-}
-
-type FdtNode<'a> = fdt::nodes::Node<
-    'a,
-    (
-        fdt::parsing::unaligned::UnalignedParser<'a>,
-        fdt::parsing::Panic,
-    ),
->;
-
-fn walk(node: FdtNode<'_>, path: String, out: &mut BTreeMap<String, Props>) {
-    let props = node
-        .properties()
-        .iter()
-        .map(|p| (p.name.to_string(), p.value.to_vec()))
-        .collect();
-    for c in node.children().iter() {
-        let n = c.name();
-        let name = match n.unit_address {
-            Some(u) => format!("{}@{u}", n.name),
-            None => n.name.to_string(),
-        };
-        let child = if path == "/" {
-            format!("/{name}")
-        } else {
-            format!("{path}/{name}")
-        };
-        walk(c, child, out);
-    }
-    out.insert(path, props);
-}
-
-fn cells(v: &[u8]) -> Vec<u32> {
-    assert_eq!(v.len() % 4, 0);
-    v.chunks(4)
-        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn number(c: &[u32]) -> u64 {
-    c.iter().fold(0, |a, &x| (a << 32) | u64::from(x))
-}
-
-fn parent(path: &str) -> Option<&str> {
-    match path.rsplit_once('/') {
-        Some(("", _)) if path != "/" => Some("/"),
-        Some((p, _)) if path != "/" => Some(p),
-        _ => None,
-    }
-}
-
-impl Board {
-    fn read() -> Board {
-        let data = std::fs::read(BOARD).unwrap();
-        let fdt = fdt::Fdt::new_unaligned(&data).unwrap();
-        let mut nodes = BTreeMap::new();
-        walk(fdt.root().as_node(), "/".into(), &mut nodes);
-        Board { nodes }
-    }
-
-    fn prop(&self, path: &str, name: &str) -> Option<&[u8]> {
-        self.nodes
-            .get(path)?
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    fn cell(&self, path: &str, name: &str) -> Option<u32> {
-        self.prop(path, name).map(|v| cells(v)[0])
-    }
-
-    fn by_phandle(&self, phandle: u32) -> String {
-        self.nodes
-            .keys()
-            .find(|p| self.cell(p, "phandle") == Some(phandle))
-            .unwrap_or_else(|| panic!("no node has phandle {phandle:#x}"))
-            .clone()
-    }
-
-    /// `[addr, addr + size)` of the address space `bus` gives its children, as a CPU address;
-    /// `None` when a bus on the way has no `ranges` or no range holds it.
-    fn translate(&self, bus: &str, addr: u64, size: u64) -> Option<u64> {
-        let Some(up) = parent(bus) else {
-            return Some(addr);
-        };
-        let ranges = cells(self.prop(bus, "ranges")?);
-        if ranges.is_empty() {
-            return self.translate(up, addr, size);
-        }
-        let ca = self.cell(bus, "#address-cells").unwrap_or(2) as usize;
-        let pa = self.cell(up, "#address-cells").unwrap_or(2) as usize;
-        let cs = self.cell(bus, "#size-cells").unwrap_or(1) as usize;
-        for e in ranges.chunks(ca + pa + cs) {
-            let (child, p, len) = (
-                number(&e[..ca]),
-                number(&e[ca..ca + pa]),
-                number(&e[ca + pa..]),
-            );
-            if addr >= child && addr + size <= child + len {
-                return self.translate(up, p + (addr - child), size);
-            }
-        }
-        // Outside every range (Linux 6.1's memory-controller@2c00000 `ranges` miscounts its
-        // cells, so its EMC child does not translate): not a CPU address.
-        None
-    }
-
-    /// The node's `reg` as CPU-physical regions.
-    fn regions(&self, path: &str) -> Vec<GuestRange> {
-        let Some(reg) = self.prop(path, "reg") else {
-            return Vec::new();
-        };
-        let bus = parent(path).unwrap();
-        let ac = self.cell(bus, "#address-cells").unwrap_or(2) as usize;
-        let sc = self.cell(bus, "#size-cells").unwrap_or(1) as usize;
-        if sc == 0 {
-            return Vec::new();
-        }
-        cells(reg)
-            .chunks(ac + sc)
-            .filter_map(|e| {
-                let (a, s) = (number(&e[..ac]), number(&e[ac..]));
-                self.translate(bus, a, s).map(|a| GuestRange::new(a, s))
-            })
-            .collect()
-    }
-
-    /// The interrupt parent of `path` (Linux's `of_irq_find_parent`).
-    fn interrupt_parent(&self, path: &str) -> String {
-        let mut child = path.to_string();
-        loop {
-            let next = match self.cell(&child, "interrupt-parent") {
-                Some(ph) => self.by_phandle(ph),
-                None => parent(&child).unwrap().to_string(),
-            };
-            if self.prop(&next, "#interrupt-cells").is_some() {
-                return next;
-            }
-            child = next;
-        }
-    }
-
-    fn is_gic(&self, path: &str) -> bool {
-        self.prop(path, "compatible")
-            .is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,gic-v3"))
-    }
-
-    /// Every GIC SPI of `path`'s `interrupts`: (SPI, flags, interrupt-name).
-    fn spis(&self, path: &str) -> Vec<(u32, u32, Option<String>)> {
-        let Some(v) = self.prop(path, "interrupts") else {
-            return Vec::new();
-        };
-        let ip = self.interrupt_parent(path);
-        if !self.is_gic(&ip) {
-            return Vec::new();
-        }
-        let names: Vec<String> = self
-            .prop(path, "interrupt-names")
-            .map(|n| {
-                n.strip_suffix(&[0])
-                    .unwrap()
-                    .split(|&b| b == 0)
-                    .map(|s| String::from_utf8(s.to_vec()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        cells(v)
-            .chunks(3)
-            .enumerate()
-            .filter(|(_, s)| s[0] == 0)
-            .map(|(i, s)| (s[1], s[2], names.get(i).cloned()))
-            .collect()
-    }
-}
+use common::{Board, cells, number, parent};
+use vmm_platform::{Access, GuestRange, MemAttrs, ORIN_AGX, Platform};
 
 #[test]
 fn every_pass_through_region_is_a_reg_region_of_its_node() {
@@ -351,4 +165,101 @@ fn the_emulated_windows_and_intx_spis_are_free_on_the_board() {
     let regions = board.regions(gic);
     assert_eq!(regions[0], ORIN_AGX.gicd_range());
     assert!(regions[1].contains_range(ORIN_AGX.gicr_range().base, ORIN_AGX.gicr_range().size));
+}
+
+/// APB MISC (`/bus@0/misc@100000`): the guest reads the chip ID and straps there. Both of the
+/// node's `reg` entries are pass-through regions, on 4 KiB boundaries (stage 2's granule; the
+/// first is 0xf000, 15 pages, not 64 KiB), read-only; nothing else of the table is.
+#[test]
+fn apb_misc_passes_through_read_only_with_both_reg_entries() {
+    let board = Board::read();
+    let misc = "/bus@0/misc@100000";
+    assert_eq!(board.strs(misc, "compatible"), ["nvidia,tegra234-misc"]);
+    assert_eq!(board.strs(misc, "status"), ["okay"]);
+    let regions = board.regions(misc);
+    assert_eq!(
+        regions,
+        [
+            GuestRange::new(0x0010_0000, 0xf000),
+            GuestRange::new(0x0010_f000, 0x1000),
+        ]
+    );
+    let table: Vec<_> = ORIN_AGX
+        .passthrough
+        .iter()
+        .filter(|p| p.dt_path == misc)
+        .collect();
+    assert_eq!(
+        table.iter().map(|p| p.range).collect::<Vec<_>>(),
+        regions,
+        "one table entry per reg entry, in order"
+    );
+    for p in &table {
+        assert_eq!(p.access, Access::ReadOnly, "{}", p.name);
+        assert_eq!(p.attrs, MemAttrs::DeviceNGnRE, "{}", p.name);
+        assert_eq!(p.range.base.0 % 0x1000, 0, "{}", p.name);
+        assert_eq!(p.range.size % 0x1000, 0, "{}", p.name);
+    }
+    for p in ORIN_AGX.passthrough.iter().filter(|p| p.dt_path != misc) {
+        assert_eq!(p.access, Access::ReadWrite, "{}", p.name);
+    }
+    // No other node of the board has registers in those pages (the guest sees only MISC).
+    for path in board.nodes.keys() {
+        if path == misc {
+            continue;
+        }
+        for r in board.regions(path) {
+            for p in &table {
+                assert!(
+                    !p.range.overlaps(&r),
+                    "{path} {:#x}+{:#x} shares a page with {}",
+                    r.base.0,
+                    r.size,
+                    p.name
+                );
+            }
+        }
+    }
+}
+
+/// The reg-less nodes the table names exist on the board, have no registers, and refer only
+/// to what the guest gets (besides the SMMU and interconnect references the guest DTB drops).
+#[test]
+fn every_board_node_is_a_regless_node_of_the_board() {
+    let board = Board::read();
+    let paths: Vec<&str> = ORIN_AGX.board_nodes.iter().map(|n| n.dt_path).collect();
+    assert_eq!(paths, ["/bpmp", "/bpmp/i2c", "/serial"]);
+    for n in ORIN_AGX.board_nodes {
+        assert!(
+            board.nodes.contains_key(n.dt_path),
+            "{}: {} is not in the board DTB",
+            n.name,
+            n.dt_path
+        );
+        assert!(board.prop(n.dt_path, "reg").is_none(), "{}", n.dt_path);
+    }
+    assert_eq!(
+        board.strs("/bpmp", "compatible"),
+        ["nvidia,tegra234-bpmp", "nvidia,tegra186-bpmp"]
+    );
+    assert_eq!(
+        board.strs("/bpmp/i2c", "compatible"),
+        ["nvidia,tegra186-bpmp-i2c"]
+    );
+    assert_eq!(
+        board.strs("/serial", "compatible"),
+        ["nvidia,tegra234-tcu", "nvidia,tegra194-tcu"]
+    );
+    // The BPMP's mailbox and shared memory, and the TCU's mailboxes, are pass-through nodes.
+    let passed = |path: &str| ORIN_AGX.passthrough.iter().any(|p| p.dt_path == path);
+    let mboxes = board.cells("/bpmp", "mboxes");
+    assert!(passed(&board.by_phandle(mboxes[0])));
+    for ph in board.cells("/bpmp", "shmem") {
+        assert!(passed(&board.by_phandle(ph)));
+    }
+    let tcu = board.cells("/serial", "mboxes");
+    assert!(passed(&board.by_phandle(tcu[0])));
+    assert!(passed(&board.by_phandle(tcu[3])));
+    // The TCU is the guest's console.
+    assert!(ORIN_AGX.stdout_path.starts_with("/serial:"));
 }

@@ -182,7 +182,8 @@ fn only_the_hsp_interrupts_linux_requests_pass_through() {
 }
 
 /// The document's pass-through list (`vm0.dtb`) has five nodes, two of them without `reg`
-/// (`/bpmp` and the TCU): only nodes with a range are [`Passthrough`] entries.
+/// (`/bpmp` and the TCU): nodes with a range are [`Passthrough`] entries, the two others
+/// [`BoardNode`]s (the TCU at its board path, `/serial`). The table adds APB MISC.
 #[test]
 fn every_region_names_a_real_board_path() {
     const DOC_PATHS: [&str; 5] = [
@@ -200,12 +201,21 @@ fn every_region_names_a_real_board_path() {
             "/bus@0/hsp@c150000",
             "/sram@40000000/sram@70000",
             "/sram@40000000/sram@71000",
+            "/bus@0/misc@100000",
+            "/bus@0/misc@100000",
         ],
         "document: {DOC_PATHS:?}"
     );
     for doc in DOC_PATHS {
         assert!(!paths.contains(&doc) || doc == "/sram@40000000", "{doc}");
     }
+    let nodes: Vec<_> = ORIN_AGX.board_nodes.iter().map(|n| n.dt_path).collect();
+    assert_eq!(
+        nodes,
+        ["/bpmp", "/bpmp/i2c", "/serial"],
+        "document: /bpmp and /serial@c168000"
+    );
+    assert!(!nodes.contains(&"/serial@c168000"));
 }
 
 /// Document: `"linux_bootcmdline" : "console=ttyTCU0,115200

@@ -104,6 +104,7 @@ fn misaligned_regions() {
         dt_path: "/odd",
         range: GuestRange::new(0x0300_0000, 0x800),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     }];
     p.passthrough = PT;
     assert_eq!(
@@ -111,6 +112,25 @@ fn misaligned_regions() {
         PlatformError::Misaligned {
             region: "odd",
             value: 0x800,
+            align: 0x1000
+        }
+    );
+    // Read-only regions are held to the same 4 KiB granule: APB MISC's first `reg` entry is
+    // 0xf000 (15 pages) and passes; a size that is not a page multiple does not.
+    let mut p = ORIN_AGX;
+    const RO: &[Passthrough] = &[Passthrough {
+        name: "apb-misc",
+        dt_path: "/bus@0/misc@100000",
+        range: GuestRange::new(0x0010_0000, 0xf800),
+        attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadOnly,
+    }];
+    p.passthrough = RO;
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "apb-misc",
+            value: 0xf800,
             align: 0x1000
         }
     );
@@ -139,6 +159,7 @@ fn overlapping_regions_name_both() {
         dt_path: "/x",
         range: GuestRange::new(0x9ff0_0000, 0x1000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     }];
     p.passthrough = PT;
     assert!(matches!(
@@ -242,6 +263,7 @@ fn dt_paths_and_bootargs() {
         dt_path: "bus@0/hsp@3c00000",
         range: GuestRange::new(0x03c0_0000, 0x1000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     }];
     p.passthrough = PT;
     assert_eq!(
@@ -249,6 +271,20 @@ fn dt_paths_and_bootargs() {
         PlatformError::BadDtPath {
             region: "rel",
             path: "bus@0/hsp@3c00000"
+        }
+    );
+    // A board node's path too.
+    let mut p = ORIN_AGX;
+    const NODES: &[BoardNode] = &[BoardNode {
+        name: "bpmp",
+        dt_path: "bpmp",
+    }];
+    p.board_nodes = NODES;
+    assert_eq!(
+        err(p),
+        PlatformError::BadDtPath {
+            region: "bpmp",
+            path: "bpmp"
         }
     );
     let mut p = base();

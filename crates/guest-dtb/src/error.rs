@@ -30,7 +30,8 @@ pub enum Error {
     MissingNode {
         /// The path.
         path: String,
-        /// Who names it: a pass-through region's name, `stdout-path` or `extra node`.
+        /// Who names it: a pass-through region, a board node of the table, `stdout-path` or
+        /// `extra node`.
         named_by: String,
     },
     /// A node the platform names cannot be passed through (the root, the board's GIC, a node

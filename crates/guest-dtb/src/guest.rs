@@ -226,8 +226,8 @@ impl<'a> Builder<'_, 'a> {
         self.gic.get(i).copied().unwrap_or(false)
     }
 
-    /// The board nodes the platform names: pass-through regions, the `stdout-path` node if it
-    /// is a board node, and `extra`. Each with who names it.
+    /// The board nodes the platform names: pass-through regions, `board_nodes`, the
+    /// `stdout-path` node if it is a board node, and `extra`. Each with who names it.
     fn listed(&mut self, extra: &[&str]) -> Result<Vec<(usize, String)>, Error> {
         let mut out: Vec<(usize, String)> = Vec::new();
         let mut add = |i: usize, by: String| {
@@ -242,6 +242,17 @@ impl<'a> Builder<'_, 'a> {
                 .find(e.dt_path)
                 .ok_or_else(|| Error::MissingNode {
                     path: e.dt_path.to_string(),
+                    named_by: by.clone(),
+                })?;
+            add(i, by);
+        }
+        for n in self.p.board_nodes {
+            let by = format!("board node {} of the platform table", n.name);
+            let i = self
+                .board
+                .find(n.dt_path)
+                .ok_or_else(|| Error::MissingNode {
+                    path: n.dt_path.to_string(),
                     named_by: by.clone(),
                 })?;
             add(i, by);

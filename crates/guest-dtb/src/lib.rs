@@ -50,9 +50,11 @@
 //! board paths:
 //!
 //! * every `passthrough[*].dt_path`;
-//! * the node `stdout-path` names, when it is a board node (the Orin's `/serial`, the TCU);
-//! * the `extra` nodes of [`build_with`] (`vmmctl dtb --node PATH`), for nodes without
-//!   registers that the table cannot name as a region (the Orin's `/bpmp`).
+//! * every `board_nodes[*].dt_path`: nodes without registers, which no pass-through region can
+//!   name (the Orin's `/bpmp` with its `i2c` child, and `/serial`, the TCU);
+//! * the node `stdout-path` names, when it is a board node (the Orin's `/serial` again);
+//! * the `extra` nodes of [`build_with`] (`vmmctl dtb --node PATH`): more board nodes for one
+//!   build, beyond what the table names.
 //!
 //! Their ancestors come too, with their properties (the `#address-cells`, `#size-cells` and
 //! `ranges` the paths need, and e.g. `/sram@40000000`'s `mmio-sram` binding its pool children
@@ -61,7 +63,9 @@
 //!
 //! Checks against the table, each failing with an [`Error`] that names the node:
 //!
-//! * every `dt_path` exists ([`Error::MissingNode`]);
+//! * every node the table names exists ([`Error::MissingNode`], naming the path and the
+//!   region or board node of the table that names it: a board tree without the Orin's `/bpmp`
+//!   is an error, not a guest without clocks);
 //! * every pass-through range is one of its node's `reg` regions, translated through the
 //!   parents' `ranges` ([`Error::RegMismatch`]), and every `reg` region of a copied node (not
 //!   of an ancestor) lies in a pass-through range ([`Error::RegNotPassedThrough`]);
@@ -161,8 +165,8 @@ pub fn build(platform: &Platform, board: &[u8], initrd: Option<Initrd>) -> Resul
     build_with(platform, board, initrd, &[]).map(|o| o.dtb)
 }
 
-/// [`build`], also copying the board nodes at the paths `extra` (nodes without registers, which
-/// the table cannot name as a pass-through region), and saying what it left out.
+/// [`build`], also copying the board nodes at the paths `extra` (beyond the table's
+/// pass-through regions and board nodes), and saying what it left out.
 pub fn build_with(
     platform: &Platform,
     board: &[u8],

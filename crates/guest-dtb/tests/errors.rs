@@ -12,7 +12,7 @@ mod common;
 use common::{ORIN_DTB, QEMU_DTB, board};
 use guest_dtb::{DtbError, Error, Initrd, build, build_with, verify};
 use vmm_platform::{
-    GuestPhysAddr, GuestRange, MemAttrs, ORIN_AGX, Passthrough, PassthroughIrq, Platform,
+    Access, GuestPhysAddr, GuestRange, MemAttrs, ORIN_AGX, Passthrough, PassthroughIrq, Platform,
     QEMU_VIRT, Spi, Trigger,
 };
 
@@ -66,6 +66,7 @@ static MISSING: [Passthrough; 1] = [Passthrough {
     dt_path: "/bus@0/hsp@3c00001",
     range: GuestRange::new(0x03c0_0000, 0x000a_0000),
     attrs: MemAttrs::DeviceNGnRE,
+    access: Access::ReadWrite,
 }];
 
 #[test]
@@ -294,6 +295,7 @@ static UARTA: [Passthrough; 5] = [
         dt_path: "/bus@0/serial@3100000",
         range: GuestRange::new(0x0310_0000, 0x1_0000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     },
 ];
 static UARTA_IRQS: [PassthroughIrq; 4] = [
@@ -309,11 +311,14 @@ static UARTA_IRQS: [PassthroughIrq; 4] = [
 
 #[test]
 fn a_clock_provider_the_guest_does_not_get_fails_unless_passed_through() {
+    // The table without its BPMP node (the TCU only).
     let p = Platform {
         passthrough: &UARTA,
         passthrough_irqs: &UARTA_IRQS,
+        board_nodes: &ORIN_AGX.board_nodes[2..],
         ..ORIN_AGX
     };
+    assert_eq!(p.board_nodes[0].dt_path, "/serial");
     let e = orin_with(&p, &[]).unwrap_err();
     assert_eq!(
         e,

@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::{Dt, ORIN_DTB, board, dtc_clean};
-use guest_dtb::{Initrd, Output, build_with, verify};
+use common::{Dt, ORIN_DTB, board, dtc, dtc_clean, without_node};
+use guest_dtb::{Error, Initrd, Output, build_with, verify};
 use vmm_platform::{
-    GuestRange, MemAttrs, ORIN_AGX, Passthrough, PassthroughIrq, Platform, Spi, Trigger,
+    Access, GuestRange, MemAttrs, ORIN_AGX, Passthrough, PassthroughIrq, Platform, Spi, Trigger,
 };
 
 const GIC: &str = "/intc@f400000";
@@ -46,13 +46,16 @@ const EMULATED: [&str; 13] = [
     "/timer",
 ];
 
-const FROM_TABLE: [&str; 7] = [
+const FROM_TABLE: [&str; 10] = [
     "/bus@0",
+    "/bus@0/misc@100000",
     "/bus@0/hsp@3c00000",
     "/bus@0/hsp@c150000",
     "/sram@40000000",
     "/sram@40000000/sram@70000",
     "/sram@40000000/sram@71000",
+    "/bpmp",
+    "/bpmp/i2c",
     "/serial",
 ];
 
@@ -60,8 +63,9 @@ const FROM_TABLE: [&str; 7] = [
 fn dtc_decompiles_it_without_warnings() {
     let (out, _) = orin(&[]);
     dtc_clean(&out.dtb, "orin-guest");
-    let (out, _) = orin(&["/bpmp"]);
-    dtc_clean(&out.dtb, "orin-guest-bpmp");
+    // Naming a node the table names already changes nothing.
+    let (again, _) = orin(&["/bpmp"]);
+    assert_eq!(again.dtb, out.dtb);
 }
 
 #[test]
@@ -78,21 +82,110 @@ fn it_holds_the_emulated_nodes_and_exactly_what_the_table_names() {
             "/bus@0/hsp@c150000",
             "/sram@40000000/sram@70000",
             "/sram@40000000/sram@71000",
+            "/bus@0/misc@100000",
+            "/bpmp",
+            "/bpmp/i2c",
             "/serial",
         ]
     );
-    // /bpmp only when asked for (the table has no reg-less node list).
-    let (out, dt) = orin(&["/bpmp"]);
-    let mut want: Vec<&str> = EMULATED
+}
+
+/// The reg-less nodes come from the table (`board_nodes`), not from `--node`: the default
+/// guest tree has the BPMP (minus its SMMU and interconnect references) and the TCU.
+#[test]
+fn the_default_tree_has_the_bpmp_and_the_tcu() {
+    let (out, dt) = orin(&[]);
+    let names: Vec<&str> = ORIN_AGX.board_nodes.iter().map(|n| n.dt_path).collect();
+    assert_eq!(names, ["/bpmp", "/bpmp/i2c", "/serial"]);
+    assert_eq!(
+        dt.strs("/bpmp", "compatible"),
+        ["nvidia,tegra234-bpmp", "nvidia,tegra186-bpmp"]
+    );
+    for cells in ["#clock-cells", "#reset-cells", "#power-domain-cells"] {
+        assert_eq!(dt.u32("/bpmp", cells), 1, "{cells}");
+    }
+    assert_eq!(
+        dt.strs("/bpmp/i2c", "compatible"),
+        ["nvidia,tegra186-bpmp-i2c"]
+    );
+    assert_eq!(
+        dt.strs("/serial", "compatible"),
+        ["nvidia,tegra234-tcu", "nvidia,tegra194-tcu"]
+    );
+    for gone in ["iommus", "interconnects", "interconnect-names"] {
+        assert!(!dt.has("/bpmp", gone), "{gone}");
+    }
+    for prop in ["iommus", "interconnects"] {
+        let note = format!("/bpmp: {prop} left out");
+        assert!(
+            out.notes.iter().any(|n| n.starts_with(&note)),
+            "{note}: {:#?}",
+            out.notes
+        );
+    }
+    if let Some((dts, stderr)) = dtc(&out.dtb, "orin-guest-default") {
+        assert!(stderr.trim().is_empty(), "dtc warns:\n{stderr}");
+        assert!(dts.contains("\tbpmp {"), "{dts}");
+        assert!(dts.contains("\tserial {"), "{dts}");
+    }
+}
+
+/// A node the table names that the board tree lacks stops the build, naming the node and
+/// who named it; nothing is silently left out.
+#[test]
+fn a_board_without_a_named_node_is_an_error() {
+    for (name, path, by) in [
+        ("bpmp", "/bpmp", "bpmp"),
+        ("i2c", "/bpmp/i2c", "bpmp-i2c"),
+        ("serial", "/serial", "tcu"),
+    ] {
+        let bad = without_node(&board(ORIN_DTB), name);
+        assert!(!Dt::read(&bad).has_node(path));
+        let e = build_with(&ORIN_AGX, &bad, None, &[]).unwrap_err();
+        assert_eq!(
+            e,
+            Error::MissingNode {
+                path: path.into(),
+                named_by: format!("board node {by} of the platform table"),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{path} (named by board node {by} of the platform table) is not in the board DTB"
+            )
+        );
+    }
+    // The same board tree with the node is fine (the NOP blanking is what removes it).
+    let whole = without_node(&board(ORIN_DTB), "sound");
+    build_with(&ORIN_AGX, &whole, None, &[]).unwrap();
+}
+
+/// APB MISC: both `reg` entries, read-only in the table, the node copied as the board has it.
+#[test]
+fn apb_misc_is_in_the_guest_read_only() {
+    let host = Dt::read(&board(ORIN_DTB));
+    let (_, dt) = orin(&[]);
+    let misc = "/bus@0/misc@100000";
+    assert_eq!(dt.props(misc), host.props(misc));
+    assert_eq!(dt.strs(misc, "compatible"), ["nvidia,tegra234-misc"]);
+    assert_eq!(
+        dt.cells(misc, "reg"),
+        [0x10_0000, 0xf000, 0x10_f000, 0x1000]
+    );
+    let regions: Vec<_> = ORIN_AGX
+        .passthrough
         .iter()
-        .chain(&FROM_TABLE)
-        .chain(&["/bpmp", "/bpmp/i2c"])
-        .copied()
+        .filter(|p| p.dt_path == misc)
+        .map(|p| (p.range, p.access))
         .collect();
-    want.sort();
-    let got: Vec<&str> = dt.nodes.keys().map(String::as_str).collect();
-    assert_eq!(got, want);
-    assert_eq!(out.nodes.last().map(String::as_str), Some("/bpmp"));
+    assert_eq!(
+        regions,
+        [
+            (GuestRange::new(0x10_0000, 0xf000), Access::ReadOnly),
+            (GuestRange::new(0x10_f000, 0x1000), Access::ReadOnly),
+        ]
+    );
 }
 
 /// Copied nodes carry the board's properties byte for byte, except the interrupts the table
@@ -100,9 +193,9 @@ fn it_holds_the_emulated_nodes_and_exactly_what_the_table_names() {
 #[test]
 fn copied_nodes_keep_the_boards_properties() {
     let host = Dt::read(&board(ORIN_DTB));
-    let (_, dt) = orin(&["/bpmp"]);
-    for path in FROM_TABLE.iter().chain(&["/bpmp", "/bpmp/i2c"]) {
-        let changed: &[&str] = match *path {
+    let (_, dt) = orin(&[]);
+    for path in FROM_TABLE {
+        let changed: &[&str] = match path {
             "/bus@0/hsp@3c00000" | "/bus@0/hsp@c150000" => &["interrupts", "interrupt-names"],
             "/bpmp" => &["iommus", "interconnects", "interconnect-names"],
             _ => &[],
@@ -138,7 +231,11 @@ fn copied_nodes_keep_the_boards_properties() {
     assert!(host.children("/bus@0").len() > 50);
     assert_eq!(
         dt.children("/bus@0"),
-        ["/bus@0/hsp@3c00000", "/bus@0/hsp@c150000"]
+        [
+            "/bus@0/hsp@3c00000",
+            "/bus@0/hsp@c150000",
+            "/bus@0/misc@100000"
+        ]
     );
 }
 
@@ -176,7 +273,7 @@ fn hsp_interrupts_are_the_three_passed_through_at_the_emulated_gic() {
     let left_out: Vec<&String> = out
         .notes
         .iter()
-        .filter(|n| n.contains("left out"))
+        .filter(|n| n.contains(": SPI ") && n.contains("left out"))
         .collect();
     assert_eq!(left_out.len(), 7 + 3, "{left_out:#?}");
 }
@@ -192,10 +289,13 @@ fn pass_through_regs_are_the_tables_regions() {
         } else {
             0
         };
-        assert_eq!(
-            (base + u64::from(reg[0]), u64::from(reg[1])),
-            (e.range.base.0, e.range.size),
-            "{}",
+        let regions: Vec<(u64, u64)> = reg
+            .chunks(2)
+            .map(|r| (base + u64::from(r[0]), u64::from(r[1])))
+            .collect();
+        assert!(
+            regions.contains(&(e.range.base.0, e.range.size)),
+            "{}: {regions:x?}",
             e.name
         );
     }
@@ -204,7 +304,7 @@ fn pass_through_regs_are_the_tables_regions() {
 #[test]
 fn bpmp_and_tcu_references_resolve_to_the_copied_nodes() {
     let host = Dt::read(&board(ORIN_DTB));
-    let (_, dt) = orin(&["/bpmp"]);
+    let (_, dt) = orin(&[]);
     let mboxes = dt.cells("/bpmp", "mboxes");
     assert_eq!(dt.resolve(mboxes[0], "bpmp mboxes"), "/bus@0/hsp@3c00000");
     let shmem = dt.cells("/bpmp", "shmem");
@@ -223,7 +323,7 @@ fn bpmp_and_tcu_references_resolve_to_the_copied_nodes() {
     assert_eq!(dt.resolve(tcu[0], "tcu rx"), "/bus@0/hsp@3c00000");
     assert_eq!(dt.resolve(tcu[3], "tcu tx"), "/bus@0/hsp@c150000");
     // Phandles are the board's.
-    for path in FROM_TABLE.iter().chain(&["/bpmp"]) {
+    for path in FROM_TABLE {
         assert_eq!(
             dt.prop(path, "phandle"),
             host.prop(path, "phandle"),
@@ -237,19 +337,17 @@ fn bpmp_and_tcu_references_resolve_to_the_copied_nodes() {
 #[test]
 fn every_phandle_resolves_to_exactly_one_node() {
     let host = Dt::read(&board(ORIN_DTB));
-    for extra in [&[][..], &["/bpmp"]] {
-        let (out, dt) = orin(extra);
-        let followed = dt.check_references();
-        assert!(followed >= 16 + 3, "{followed}");
-        verify(&out.dtb).unwrap();
-        // The emulated GIC took a phandle no board node has, and no copied node points at
-        // the board's GIC any more.
-        let gic = dt.u32(GIC, "phandle");
-        assert!(!host.phandles().contains_key(&gic));
-        let board_gic = host.u32("/bus@0/interrupt-controller@f400000", "phandle");
-        assert!(!dt.phandles().contains_key(&board_gic));
-        assert_eq!(dt.u32("/", "interrupt-parent"), gic);
-    }
+    let (out, dt) = orin(&[]);
+    let followed = dt.check_references();
+    assert!(followed >= 16 + 3, "{followed}");
+    verify(&out.dtb).unwrap();
+    // The emulated GIC took a phandle no board node has, and no copied node points at the
+    // board's GIC any more.
+    let gic = dt.u32(GIC, "phandle");
+    assert!(!host.phandles().contains_key(&gic));
+    let board_gic = host.u32("/bus@0/interrupt-controller@f400000", "phandle");
+    assert!(!dt.phandles().contains_key(&board_gic));
+    assert_eq!(dt.u32("/", "interrupt-parent"), gic);
 }
 
 #[test]
@@ -299,16 +397,19 @@ fn gic_pci_and_memory_follow_the_table() {
     assert_eq!(dt.str("/chosen", "bootargs"), p.bootargs);
 }
 
-static MMC_PASSTHROUGH: [Passthrough; 5] = [
+static MMC_PASSTHROUGH: [Passthrough; 7] = [
     ORIN_AGX.passthrough[0],
     ORIN_AGX.passthrough[1],
     ORIN_AGX.passthrough[2],
     ORIN_AGX.passthrough[3],
+    ORIN_AGX.passthrough[4],
+    ORIN_AGX.passthrough[5],
     Passthrough {
         name: "sdmmc4",
         dt_path: "/bus@0/mmc@3460000",
         range: GuestRange::new(0x0346_0000, 0x2_0000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     },
 ];
 static MMC_IRQS: [PassthroughIrq; 4] = [
@@ -328,11 +429,11 @@ static WITH_MMC: Platform = Platform {
 };
 
 /// A board node with clocks and resets from the BPMP and property names longer than 31
-/// characters is copied whole once the BPMP comes too.
+/// characters is copied whole (the BPMP is in the guest).
 #[test]
 fn a_node_with_bpmp_clocks_and_long_property_names_copies_whole() {
     let host = Dt::read(&board(ORIN_DTB));
-    let out = build_with(&WITH_MMC, &board(ORIN_DTB), None, &["/bpmp"]).unwrap();
+    let out = build_with(&WITH_MMC, &board(ORIN_DTB), None, &[]).unwrap();
     dtc_clean(&out.dtb, "orin-guest-mmc");
     let dt = Dt::read(&out.dtb);
     let mmc = "/bus@0/mmc@3460000";

@@ -15,7 +15,7 @@ use common::{Dt, dtc_clean};
 use guest_dtb::{Error, build_with, verify};
 use vm_fdt::FdtWriter;
 use vmm_platform::{
-    GuestRange, MemAttrs, Passthrough, PassthroughIrq, Platform, QEMU_VIRT, Spi, Trigger,
+    Access, GuestRange, MemAttrs, Passthrough, PassthroughIrq, Platform, QEMU_VIRT, Spi, Trigger,
 };
 
 const GIC: u32 = 1;
@@ -106,6 +106,7 @@ const fn region(name: &'static str, dt_path: &'static str, base: u64) -> Passthr
         dt_path,
         range: GuestRange::new(base, 0x1000),
         attrs: MemAttrs::DeviceNGnRE,
+        access: Access::ReadWrite,
     }
 }
 

@@ -7,7 +7,7 @@ use guest_mem::GuestPhysAddr;
 use hypervisor::{GpReg, HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
 use sel4::{CapRights, VmAttributes, cap, cap_type};
 use stage2::{PageSize, Source};
-use vmm_platform::MemAttrs;
+use vmm_platform::{Access, MemAttrs};
 
 use crate::objects::{AllocError, Objects};
 use crate::space::map_frame;
@@ -132,6 +132,12 @@ impl Sel4Hyp {
             // non-cacheable and at least as strict as either.
             MemAttrs::DeviceNGnRE | MemAttrs::NormalNonCacheable => VmAttributes::EXECUTE_NEVER,
         };
+        // A read-only run gets frames without write rights: stage 2's S2AP is read-only, and a
+        // guest store there is a VM fault the VMM answers as for any unemulated store.
+        let guest_rights = match m.access {
+            Access::ReadWrite => CapRights::all(),
+            Access::ReadOnly => CapRights::read_only(),
+        };
         let is_ram = m.attrs == MemAttrs::NormalCacheable;
         let mut off = 0u64;
         while off < m.size {
@@ -145,7 +151,7 @@ impl Sel4Hyp {
                 self.guest_vspace,
                 frame,
                 gpa as usize,
-                CapRights::all(),
+                guest_rights.clone(),
                 guest_attrs,
             )?;
             if is_ram {

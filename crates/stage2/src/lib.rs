@@ -14,7 +14,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 use guest_mem::{GuestPhysAddr, GuestRange, HostPhysAddr};
-use vmm_platform::{MemAttrs, PAGE_2M, PAGE_4K, Platform};
+use vmm_platform::{Access, MemAttrs, PAGE_2M, PAGE_4K, Platform};
 
 /// A stage-2 page size.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -88,6 +88,8 @@ pub struct Mapping {
     pub page: PageSize,
     /// Memory attributes.
     pub attrs: MemAttrs,
+    /// Permissions: a read-only run is mapped without write rights, so guest stores fault.
+    pub access: Access,
 }
 
 impl Mapping {
@@ -112,6 +114,8 @@ pub struct Region {
     pub range: GuestRange,
     /// Attributes, for mapped regions.
     pub attrs: Option<MemAttrs>,
+    /// Permissions, for mapped regions.
+    pub access: Option<Access>,
 }
 
 /// The whole plan.
@@ -135,6 +139,7 @@ impl Plan {
             kind: RegionKind::Ram,
             range: ram,
             attrs: Some(MemAttrs::NormalCacheable),
+            access: Some(Access::ReadWrite),
         });
         for (name, load) in [
             ("kernel", platform.kernel),
@@ -146,6 +151,7 @@ impl Plan {
                 kind: RegionKind::Load,
                 range: load.range(),
                 attrs: None,
+                access: None,
             });
         }
         let ram_source = |guest: u64| {
@@ -159,7 +165,7 @@ impl Plan {
         split(
             "ram",
             ram,
-            MemAttrs::NormalCacheable,
+            (MemAttrs::NormalCacheable, Access::ReadWrite),
             true,
             ram_source,
             &mut mappings,
@@ -171,13 +177,14 @@ impl Plan {
                 kind: RegionKind::Passthrough,
                 range: p.range,
                 attrs: Some(p.attrs),
+                access: Some(p.access),
             });
             // Devices use 4 KiB pages: their frames are device untypeds of arbitrary
             // alignment, and the regions are small.
             split(
                 p.name,
                 p.range,
-                p.attrs,
+                (p.attrs, p.access),
                 false,
                 |g| Source::Physical(HostPhysAddr(g)),
                 &mut mappings,
@@ -189,6 +196,7 @@ impl Plan {
                 kind: RegionKind::Emulated,
                 range,
                 attrs: None,
+                access: None,
             });
         }
         regions.sort_by_key(|r| (r.range.base, r.kind != RegionKind::Ram));
@@ -210,7 +218,7 @@ impl Plan {
 fn split(
     name: &'static str,
     range: GuestRange,
-    attrs: MemAttrs,
+    (attrs, access): (MemAttrs, Access),
     large: bool,
     source: impl Fn(u64) -> Source,
     out: &mut Vec<Mapping>,
@@ -226,6 +234,7 @@ fn split(
                 size: to.wrapping_sub(from), // to > from
                 page,
                 attrs,
+                access,
             });
         }
     };
@@ -250,7 +259,7 @@ impl fmt::Display for Plan {
         for r in &self.regions {
             writeln!(
                 f,
-                "{:<20} {:<12} {:>#18x} {:>#18x} {:>12}  {}",
+                "{:<20} {:<12} {:>#18x} {:>#18x} {:>12}  {}{}",
                 r.name,
                 r.kind.name(),
                 r.range.base.0,
@@ -261,6 +270,7 @@ impl fmt::Display for Plan {
                     (None, RegionKind::Load) => "(in ram)",
                     (None, _) => "trap",
                 },
+                read_only(r.access),
             )?;
         }
         writeln!(f)?;
@@ -276,7 +286,7 @@ impl fmt::Display for Plan {
             };
             writeln!(
                 f,
-                "{:<20} {:>#18x} {:>12} {:>6} {:>8}  {} {}",
+                "{:<20} {:>#18x} {:>12} {:>6} {:>8}  {} {}{}",
                 m.name,
                 m.guest.0,
                 human(m.size),
@@ -288,6 +298,7 @@ impl fmt::Display for Plan {
                 m.pages(),
                 src,
                 m.attrs.name(),
+                read_only(Some(m.access)),
             )?;
         }
         let (small, large) = self.bytes_by_page_size();
@@ -297,6 +308,14 @@ impl fmt::Display for Plan {
             human(large),
             human(small)
         )
+    }
+}
+
+/// The attributes column's suffix: `, read-only` for a read-only mapping, nothing otherwise.
+fn read_only(access: Option<Access>) -> &'static str {
+    match access {
+        Some(Access::ReadOnly) => ", read-only",
+        _ => "",
     }
 }
 
@@ -329,6 +348,7 @@ mod tests {
                 size: 0x2000_0000,
                 page: PageSize::Large,
                 attrs: MemAttrs::NormalCacheable,
+                access: Access::ReadWrite,
             }]
         );
         assert_eq!(plan.mappings[0].pages(), 256);
@@ -363,6 +383,22 @@ mod tests {
         assert_eq!(
             m,
             [
+                (
+                    "apb-misc",
+                    0x0010_0000,
+                    0xf000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x0010_0000)),
+                    DeviceNGnRE
+                ),
+                (
+                    "apb-misc-straps",
+                    0x0010_f000,
+                    0x1000,
+                    Small,
+                    Source::Physical(HostPhysAddr(0x0010_f000)),
+                    DeviceNGnRE
+                ),
                 (
                     "hsp-top0",
                     0x03c0_0000,
@@ -405,8 +441,78 @@ mod tests {
                 ),
             ]
         );
-        // 640 KiB + 576 KiB + 2 x 4 KiB of device pages; all of RAM in blocks.
-        assert_eq!(plan.bytes_by_page_size(), (0x13_2000, 0x1000_0000));
+        // 64 KiB (APB MISC) + 640 KiB + 576 KiB + 2 x 4 KiB of device pages; all of RAM in
+        // blocks.
+        assert_eq!(plan.bytes_by_page_size(), (0x14_2000, 0x1000_0000));
+        // APB MISC is the only read-only mapping.
+        let ro: Vec<_> = plan
+            .mappings
+            .iter()
+            .filter(|m| m.access == Access::ReadOnly)
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(ro, ["apb-misc", "apb-misc-straps"]);
+        let ro: Vec<_> = plan
+            .regions
+            .iter()
+            .filter(|r| r.access == Some(Access::ReadOnly))
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(ro, ["apb-misc", "apb-misc-straps"]);
+    }
+
+    #[test]
+    fn read_only_regions_keep_their_access_in_every_page_run() {
+        use vmm_platform::{Passthrough, Platform};
+        static PT: [Passthrough; 2] = [
+            Passthrough {
+                name: "ro",
+                dt_path: "/ro",
+                range: GuestRange::new(0x0900_0000 + 0x10_0000, 0x3000),
+                attrs: MemAttrs::DeviceNGnRE,
+                access: Access::ReadOnly,
+            },
+            Passthrough {
+                name: "rw",
+                dt_path: "/rw",
+                range: GuestRange::new(0x0900_0000 + 0x20_0000, 0x1000),
+                attrs: MemAttrs::DeviceNGnRE,
+                access: Access::ReadWrite,
+            },
+        ];
+        let p = Platform {
+            passthrough: &PT,
+            ..QEMU_VIRT
+        };
+        assert_eq!(p.validate(), Ok(()));
+        let plan = Plan::new(&p);
+        let m: Vec<_> = plan
+            .mappings
+            .iter()
+            .map(|m| (m.name, m.pages(), m.access))
+            .collect();
+        assert_eq!(
+            m,
+            [
+                ("ro", 3, Access::ReadOnly),
+                ("rw", 1, Access::ReadWrite),
+                ("ram", 256, Access::ReadWrite),
+            ]
+        );
+        let text = alloc::format!("{plan}");
+        let line = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+                .map(alloc::string::ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        for l in line("ro") {
+            assert!(l.ends_with("device-nGnRE, read-only"), "{l}");
+        }
+        for l in line("rw").iter().chain(&line("ram")) {
+            assert!(!l.contains("read-only"), "{l}");
+        }
+        assert_eq!(line("ro").len(), 2, "{text}");
     }
 
     #[test]
@@ -447,6 +553,7 @@ mod tests {
             "hsp-top0",
             "hsp-aon",
             "sram-bpmp-tx",
+            "apb-misc",
             "gicd",
             "gicr",
             "pci-ecam",

@@ -304,6 +304,23 @@ fn unhandled_mmio_reads_zero_and_writes_nothing() {
     });
 }
 
+/// A store to a read-only pass-through page (Orin's APB MISC: `Access::ReadOnly`, mapped
+/// without write rights) is a stage-2 *permission* fault, DFSC 0x0f, not a translation fault:
+/// no device claims the address, so it is ignored like any unemulated store and stepped over.
+#[test]
+fn a_store_to_a_read_only_page_is_ignored_and_stepped_over() {
+    with_vm(|vm, reg| {
+        const PERMISSION_FAULT_L3: u64 = 0x0f;
+        let esr = Esr((esr_dabt(2, false, 1, false, true).0 & !0x3f) | PERMISSION_FAULT_L3);
+        vm.hyp.regs[0][1] = 0xdead;
+        assert_eq!(exit(vm, 0, esr, 0x0010_0004), Reply::Resume);
+        assert_eq!(vm.hyp.pc[0], 4);
+        assert_eq!(vm.hyp.regs[0][1], 0xdead, "a store changes no register");
+        assert_eq!(*reg.borrow(), 0x80, "no device saw it");
+        assert_eq!(vm.stats.get(VcpuId(0), ExitClass::Unhandled), 1);
+    });
+}
+
 #[test]
 fn psci_cpu_on_over_hvc_and_smc() {
     with_vm(|vm, _| {

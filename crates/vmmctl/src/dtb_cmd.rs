@@ -6,8 +6,10 @@
 //! ```
 //!
 //! The initrd, if any, is placed where the VMM loads it (the platform's initrd load address);
-//! `--initrd FILE` takes its size from the file. `--node PATH` also copies that board node
-//! (for nodes without registers the table cannot name, such as the Orin's `/bpmp`).
+//! `--initrd FILE` takes its size from the file. The guest gets the board nodes the platform
+//! table names (pass-through regions, and `board_nodes`, the nodes without registers such as
+//! the Orin's `/bpmp` and `/serial`); a named node the board tree lacks is an error naming it.
+//! `--node PATH` copies one more board node, for this build only.
 
 use std::fs;
 
@@ -101,6 +103,97 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `vmmctl dtb orin-agx --board <devkit DTB> -o g.dtb`, no `--node`: the BPMP and the TCU
+    /// are in the output because the table names them.
+    #[test]
+    fn orin_dtb_has_the_bpmp_and_the_tcu_by_default() {
+        let dir = std::env::temp_dir().join(format!("vmmctl-dtb-default-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("g.dtb");
+        let board = testdata("tegra234-p3737-0000+p3701-0000.dtb");
+        let printed = run(&args(&[
+            "orin-agx",
+            "--board",
+            &board,
+            "-o",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        for line in [
+            "copied: /bpmp\n",
+            "copied: /bpmp/i2c\n",
+            "copied: /serial\n",
+            "copied: /bus@0/misc@100000\n",
+            "note: /bpmp: iommus left out",
+            "note: /bpmp: interconnects left out",
+        ] {
+            assert!(printed.contains(line), "{line:?} missing from\n{printed}");
+        }
+        let dtb = fs::read(&out).unwrap();
+        guest_dtb::verify(&dtb).unwrap();
+        let has = |bytes: &[u8]| dtb.windows(bytes.len()).any(|w| w == bytes);
+        // FDT_BEGIN_NODE tokens of the three nodes, and their values.
+        assert!(has(b"\0\0\0\x01bpmp\0"));
+        assert!(has(b"\0\0\0\x01i2c\0"));
+        assert!(has(b"\0\0\0\x01serial\0"));
+        assert!(has(b"nvidia,tegra234-bpmp\0nvidia,tegra186-bpmp\0"));
+        assert!(has(b"nvidia,tegra234-tcu\0"));
+        // dtc reads it back without a warning, with /bpmp and /serial at the root.
+        match std::process::Command::new("dtc")
+            .args(["-I", "dtb", "-O", "dts", "-o", "-"])
+            .arg(&out)
+            .output()
+        {
+            Ok(o) => {
+                assert!(o.status.success());
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                assert!(stderr.trim().is_empty(), "dtc warns:\n{stderr}");
+                let dts = String::from_utf8(o.stdout).unwrap();
+                assert!(dts.contains("\n\tbpmp {\n\t\tcompatible = \"nvidia,tegra234-bpmp\\0nvidia,tegra186-bpmp\";"), "{dts}");
+                assert!(dts.contains("\n\tserial {\n"), "{dts}");
+                assert!(!dts.contains("iommus"), "{dts}");
+            }
+            Err(_) => println!("SKIPPED the dtc check: dtc is not installed (CI installs it)"),
+        }
+    }
+
+    /// A board tree without a node the table names: an error naming the node, nothing written.
+    #[test]
+    fn orin_dtb_refuses_a_board_without_the_bpmp() {
+        let dir = std::env::temp_dir().join(format!("vmmctl-dtb-nobpmp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut blob = fs::read(testdata("tegra234-p3737-0000+p3701-0000.dtb")).unwrap();
+        // Rename the node: FDT_BEGIN_NODE "bpmp" -> "bpmX" (one node has that exact name).
+        let needle = b"\0\0\0\x01bpmp\0";
+        let hits: Vec<usize> = blob
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, w)| w == needle)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(hits.len(), 1);
+        blob[hits[0] + 7] = b'X';
+        let board = dir.join("no-bpmp.dtb");
+        fs::write(&board, &blob).unwrap();
+        let out = dir.join("g.dtb");
+        let e = run(&args(&[
+            "orin-agx",
+            "--board",
+            board.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.ends_with(
+                "/bpmp (named by board node bpmp of the platform table) is not in the board DTB"
+            ),
+            "{e}"
+        );
+        assert!(e.starts_with("orin-agx: "), "{e}");
+        assert!(!out.exists());
     }
 
     #[test]

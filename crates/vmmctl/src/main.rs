@@ -18,8 +18,10 @@ const USAGE: &str = "usage:
   vmmctl plan <platform> [--json]   print the guest memory map and stage-2 plan
   vmmctl check <platform>           validate a platform table
   vmmctl platforms                  list the platforms
-  vmmctl dtb <platform> --board <board.dtb> [--initrd FILE | --initrd-size N] -o <guest.dtb>
-                                    build the guest device tree";
+  vmmctl dtb <platform> --board <board.dtb> [--initrd FILE | --initrd-size N]
+             [--node PATH]... -o <guest.dtb>
+                                    build the guest device tree (the nodes the table names,
+                                    and each --node PATH)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -107,6 +109,7 @@ fn plan_json(p: &Platform, plan: &Plan) -> String {
                 "guest_base": r.range.base.0,
                 "size": r.range.size,
                 "attrs": r.attrs.map(|a| a.name()),
+                "access": r.access.map(|a| a.name()),
             })
         })
         .collect();
@@ -127,6 +130,7 @@ fn plan_json(p: &Platform, plan: &Plan) -> String {
                 "source": source,
                 "source_addr": host,
                 "attrs": m.attrs.name(),
+                "access": m.access.name(),
             })
         })
         .collect();
@@ -163,9 +167,23 @@ mod tests {
             .find(|r| r["name"] == "sram-bpmp-tx")
             .unwrap();
         assert_eq!(sram["attrs"], "device-nGnRE");
+        assert_eq!(sram["access"], "read-write");
+        let misc = regions.iter().find(|r| r["name"] == "apb-misc").unwrap();
+        assert_eq!(misc["guest_base"].as_u64(), Some(0x10_0000));
+        assert_eq!(misc["size"].as_u64(), Some(0xf000));
+        assert_eq!(misc["access"], "read-only");
         let gicd = regions.iter().find(|r| r["name"] == "gicd").unwrap();
         assert_eq!(gicd["kind"], "emulated");
         assert!(gicd["attrs"].is_null());
+        assert!(gicd["access"].is_null());
+        let ro: Vec<_> = v["mappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["access"] == "read-only")
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(ro, ["apb-misc", "apb-misc-straps"]);
         let big: Vec<_> = v["mappings"]
             .as_array()
             .unwrap()
@@ -174,6 +192,20 @@ mod tests {
             .collect();
         assert_eq!(big.len(), 1);
         assert_eq!(big[0]["pages"].as_u64(), Some(128));
+    }
+
+    #[test]
+    fn orin_plan_text_marks_apb_misc_read_only() {
+        let out = run(&args("plan orin-agx")).unwrap();
+        let misc: Vec<&str> = out.lines().filter(|l| l.starts_with("apb-misc")).collect();
+        assert_eq!(misc.len(), 4, "{out}");
+        for l in misc {
+            assert!(l.ends_with("device-nGnRE, read-only"), "{l}");
+        }
+        assert!(
+            out.ends_with("256 MiB in 2 MiB blocks, 1288 KiB in 4 KiB pages\n"),
+            "{out}"
+        );
     }
 
     #[test]

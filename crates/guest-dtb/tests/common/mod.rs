@@ -17,6 +17,62 @@ pub fn board(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `dtb` with the one node named `name` (the whole name, unit address included) and its
+/// subtree blanked out with FDT_NOP tokens: the same board without that node.
+pub fn without_node(dtb: &[u8], name: &str) -> Vec<u8> {
+    const BEGIN: u32 = 1;
+    const END: u32 = 2;
+    const PROP: u32 = 3;
+    const NOP: u32 = 4;
+    let word = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let pad = |n: usize| n.div_ceil(4) * 4;
+    let (start, size) = (word(dtb, 8) as usize, word(dtb, 36) as usize);
+    let mut out = dtb.to_vec();
+    let mut at = start;
+    let mut found = None;
+    let mut depth = 0usize;
+    while at < start + size {
+        let token = word(dtb, at);
+        let next = match token {
+            BEGIN => {
+                let n = dtb[at + 4..].iter().position(|&b| b == 0).unwrap();
+                if found.is_none() && &dtb[at + 4..at + 4 + n] == name.as_bytes() {
+                    found = Some((at, depth));
+                }
+                depth += 1;
+                at + 4 + pad(n + 1)
+            }
+            END => {
+                depth -= 1;
+                let next = at + 4;
+                if let Some((from, d)) = found
+                    && d == depth
+                {
+                    for w in (from..next).step_by(4) {
+                        out[w..w + 4].copy_from_slice(&NOP.to_be_bytes());
+                    }
+                    let count = dtb[start..start + size]
+                        .windows(name.len() + 5)
+                        .filter(|w| {
+                            w[..4] == BEGIN.to_be_bytes()
+                                && &w[4..4 + name.len()] == name.as_bytes()
+                                && w[4 + name.len()] == 0
+                        })
+                        .count();
+                    assert_eq!(count, 1, "more than one node is named {name}");
+                    return out;
+                }
+                next
+            }
+            PROP => at + 12 + pad(word(dtb, at + 4) as usize),
+            NOP => at + 4,
+            _ => break,
+        };
+        at = next;
+    }
+    panic!("no node named {name}");
+}
+
 /// `dtc -I dtb -O dts` of `dtb`: `Some((dts, stderr))`, or `None` (with a message) when dtc
 /// is not installed.
 pub fn dtc(dtb: &[u8], tag: &str) -> Option<(String, String)> {
