@@ -106,7 +106,14 @@ pub const ORIN_AGX: Platform = Platform {
     // i * SZ_32K` = 0x0c15_0000 + 0x1_0000 + 1 * 0x8000), inside the `hsp-aon` region below.
     // `tegra_comb_uart` exists only in NVIDIA's L4T kernel (mainline 6.1 has no such earlycon
     // and ignores the option); it polls the mailbox until the real TCU driver takes over.
-    bootargs: "console=ttyTCU0,115200 earlycon=tegra_comb_uart,mmio32,0x0c168000 arm64.nopauth debug init=/sbin/init",
+    // `clk_ignore_unused pd_ignore_unused`: the guest runs the BPMP driver, so every clock and
+    // power domain of the SoC is registered in the guest's clock and genpd frameworks, and at
+    // late_initcall Linux turns off each one it found on but no guest driver claimed
+    // (`clk_disable_unused`, `genpd_power_off_unused`). The guest has drivers for a few of
+    // them; the rest belong to seL4 (UARTA, the console of seL4 and the VMM, whose clock
+    // L4T's own driver keeps on and nothing in the guest claims) or to the firmware. The two
+    // options leave them as the firmware left them.
+    bootargs: "console=ttyTCU0,115200 earlycon=tegra_comb_uart,mmio32,0x0c168000 arm64.nopauth clk_ignore_unused pd_ignore_unused debug init=/sbin/init",
     // Design document: `linux_stdout` "/serial@c168000". The board has no such node: the TCU is
     // `/serial` (compatible "nvidia,tegra234-tcu", no `reg`; the board's `serial0` alias points
     // at it). A full path rather than the alias, so it resolves whether or not the guest DTB

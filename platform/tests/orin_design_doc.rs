@@ -221,23 +221,31 @@ fn every_region_names_a_real_board_path() {
 /// Document: `"linux_bootcmdline" : "console=ttyTCU0,115200
 /// earlycon=tegra_comb_uart,mmio32,0x0c168000 debug init=/sbin/init"`. The table adds
 /// `arm64.nopauth`: under seL4 (HCR_EL2.API/APK clear) pointer-authentication instructions trap
-/// to EL2, and the VMM ends the VM on that trap.
+/// to EL2, and the VMM ends the VM on that trap. And `clk_ignore_unused pd_ignore_unused`: the
+/// guest's BPMP driver registers every clock and power domain of the SoC, and at late_initcall
+/// Linux would turn off those no guest driver claimed, UARTA's clock (seL4's console) among
+/// them (PITFALLS.md #6).
 #[test]
-fn bootargs_add_arm64_nopauth() {
+fn bootargs_add_arm64_nopauth_and_keep_unused_clocks_on() {
     const DOC_BOOTARGS: &str =
         "console=ttyTCU0,115200 earlycon=tegra_comb_uart,mmio32,0x0c168000 debug init=/sbin/init";
+    const ADDED: [&str; 3] = ["arm64.nopauth", "clk_ignore_unused", "pd_ignore_unused"];
     assert_eq!(
         ORIN_AGX.bootargs,
-        "console=ttyTCU0,115200 earlycon=tegra_comb_uart,mmio32,0x0c168000 arm64.nopauth debug init=/sbin/init",
+        "console=ttyTCU0,115200 earlycon=tegra_comb_uart,mmio32,0x0c168000 arm64.nopauth clk_ignore_unused pd_ignore_unused debug init=/sbin/init",
         "document: {DOC_BOOTARGS}"
     );
     let doc: Vec<_> = DOC_BOOTARGS.split(' ').collect();
-    let table: Vec<_> = ORIN_AGX
-        .bootargs
-        .split(' ')
-        .filter(|w| *w != "arm64.nopauth")
+    let words: Vec<_> = ORIN_AGX.bootargs.split(' ').collect();
+    for w in ADDED {
+        assert_eq!(words.iter().filter(|x| **x == w).count(), 1, "{w}");
+    }
+    let table: Vec<_> = words
+        .iter()
+        .copied()
+        .filter(|w| !ADDED.contains(w))
         .collect();
-    assert_eq!(table, doc, "arm64.nopauth is the only word added");
+    assert_eq!(table, doc, "{ADDED:?} are the only words added");
     // The early console must hand over to ttyTCU0: both write the TCU's one TX mailbox.
     assert!(!ORIN_AGX.bootargs.contains("keep_bootcon"));
 }

@@ -161,6 +161,19 @@ fn a_board_without_a_named_node_is_an_error() {
     build_with(&ORIN_AGX, &whole, None, &[]).unwrap();
 }
 
+/// PITFALLS.md #6: the guest must not switch off the clocks and power domains it did not
+/// claim (UARTA's among them, seL4's console).
+#[test]
+fn bootargs_keep_unused_clocks_and_power_domains_on() {
+    let (_, dt) = orin(&[]);
+    let bootargs = dt.str("/chosen", "bootargs");
+    let words: Vec<&str> = bootargs.split(' ').collect();
+    for w in ["clk_ignore_unused", "pd_ignore_unused"] {
+        assert!(words.contains(&w), "{w} missing from {bootargs:?}");
+    }
+    assert_eq!(bootargs, ORIN_AGX.bootargs);
+}
+
 /// APB MISC: both `reg` entries, read-only in the table, the node copied as the board has it.
 #[test]
 fn apb_misc_is_in_the_guest_read_only() {

@@ -140,6 +140,7 @@ mod tests {
         assert!(has(b"\0\0\0\x01serial\0"));
         assert!(has(b"nvidia,tegra234-bpmp\0nvidia,tegra186-bpmp\0"));
         assert!(has(b"nvidia,tegra234-tcu\0"));
+        assert!(has(b" clk_ignore_unused pd_ignore_unused "));
         // dtc reads it back without a warning, with /bpmp and /serial at the root.
         match std::process::Command::new("dtc")
             .args(["-I", "dtb", "-O", "dts", "-o", "-"])

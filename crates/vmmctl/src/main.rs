@@ -202,6 +202,7 @@ mod tests {
         for l in misc {
             assert!(l.ends_with("device-nGnRE, read-only"), "{l}");
         }
+        assert!(out.contains("clk_ignore_unused pd_ignore_unused"), "{out}");
         assert!(
             out.ends_with("256 MiB in 2 MiB blocks, 1288 KiB in 4 KiB pages\n"),
             "{out}"
