@@ -4,8 +4,13 @@
 //! board; `tests/orin_board.rs` holds the table against the board's device tree itself.
 //!
 //! The document is `shared/seed/orin-agx-port-design.md` ("Porting vm-image-minimal to NVIDIA
-//! Orin AGX"); its numbers come from `devices.camkes` and the `orinagx.dts` excerpts.
+//! Orin AGX"); its numbers come from `devices.camkes` and the `orinagx.dts` excerpts. Where a
+//! document value is a device-tree value the guest gets from the board (not from the table),
+//! the test holds the document against the board's DTB instead.
 
+mod common;
+
+use common::Board;
 use vmm_platform::*;
 
 fn passthrough(name: &str) -> &'static Passthrough {
@@ -216,6 +221,47 @@ fn every_region_names_a_real_board_path() {
         "document: /bpmp and /serial@c168000"
     );
     assert!(!nodes.contains(&"/serial@c168000"));
+}
+
+/// Document, `/bpmp`: `mboxes = <&hsp_top0 0x2 0x13>; /* DB type, BPMP master */`. The
+/// comment is right and the number wrong: in `dt-bindings/mailbox/tegra186-hsp.h` 0x2 is
+/// `TEGRA_HSP_MBOX_TYPE_SS` (shared semaphore); the doorbell type is `TEGRA_HSP_MBOX_TYPE_DB`,
+/// 0x0, and 0x13 is `TEGRA_HSP_DB_MASTER_BPMP` (19). The board's `/bpmp` has `<&hsp_top0 0x0
+/// 0x13>`. `tegra-hsp.c` translates type 0 only in `tegra_hsp_db_xlate` and type 1 only in
+/// `tegra_hsp_sm_xlate`, so with the document's value `mbox_request_channel` fails (-ENODEV)
+/// and the BPMP driver stops at "failed to get HSP mailbox". The guest's `/bpmp` is the board's
+/// node (a [`BoardNode`], copied byte for byte but for `iommus` / `interconnects`), so the guest
+/// gets the board's value.
+#[test]
+fn bpmp_mailbox_is_the_doorbell_type_not_the_documents_shared_semaphore() {
+    const TEGRA_HSP_MBOX_TYPE_DB: u32 = 0x0;
+    const TEGRA_HSP_MBOX_TYPE_SS: u32 = 0x2;
+    const TEGRA_HSP_DB_MASTER_BPMP: u32 = 19;
+    const DOC_MBOXES: [u32; 2] = [0x2, 0x13]; // after the &hsp_top0 phandle
+    assert_eq!(DOC_MBOXES[0], TEGRA_HSP_MBOX_TYPE_SS, "document: 'DB type'");
+    assert_eq!(DOC_MBOXES[1], TEGRA_HSP_DB_MASTER_BPMP);
+
+    let board = Board::read();
+    let mboxes = board.cells("/bpmp", "mboxes");
+    assert_eq!(mboxes.len(), 3, "one mailbox: phandle, type, id");
+    assert_eq!(board.by_phandle(mboxes[0]), "/bus@0/hsp@3c00000");
+    assert_eq!(board.cell("/bus@0/hsp@3c00000", "#mbox-cells"), Some(2));
+    assert_eq!(
+        mboxes[1..],
+        [TEGRA_HSP_MBOX_TYPE_DB, TEGRA_HSP_DB_MASTER_BPMP],
+        "document: {DOC_MBOXES:x?}"
+    );
+    assert_ne!(
+        mboxes[1], DOC_MBOXES[0],
+        "the document's type is not the board's"
+    );
+    assert_eq!(
+        mboxes[2], DOC_MBOXES[1],
+        "the document's doorbell id agrees"
+    );
+    // The guest gets the board's node, so the board's value.
+    assert!(ORIN_AGX.board_nodes.iter().any(|n| n.dt_path == "/bpmp"));
+    assert_eq!(passthrough("hsp-top0").dt_path, "/bus@0/hsp@3c00000");
 }
 
 /// Document: `"linux_bootcmdline" : "console=ttyTCU0,115200
