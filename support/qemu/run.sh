@@ -2,12 +2,17 @@
 # shellcheck disable=SC2054  # commas inside QEMU option values are not array separators
 # QEMU runner for the qemu-virt self-test guest (images/qemu-virt).
 #
-# Usage: support/qemu/run.sh [--timeout SECS] [--log FILE] [--bare KERNEL INITRD DISK] [IMAGE] [-- QEMU-ARGS...]
+# Usage: support/qemu/run.sh [--timeout SECS] [--log FILE] [--bare KERNEL INITRD DISK]
+#                            [--efi EFI-APP | IMAGE] [-- QEMU-ARGS...]
 #
 #   IMAGE   seL4 bootable image (the ELF made by rust-sel4's kernel loader; default
 #           build/out/image.elf), booted with
 #           -machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 2048
 #           and no QEMU virtio devices (the VMM emulates them).
+#   --efi EFI-APP
+#           boot through UEFI as on Orin: the edk2 firmware of Debian's qemu-efi-aarch64
+#           (/usr/share/AAVMF) finds EFI-APP as EFI/BOOT/BOOTAA64.EFI on a FAT ESP disk image
+#           and runs it (LoadImage/StartImage); same machine as IMAGE.
 #   --bare KERNEL INITRD DISK
 #           boot the guest kernel directly under QEMU (no seL4): the comparison baseline, with
 #           virtio-blk-pci (DISK), virtio-net-pci (user net, host 10.0.2.2), virtio-serial/hvc0.
@@ -25,10 +30,10 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 timeout_s=1200
 log=$repo/images/qemu-virt/out/serial.log
 bare=0
-kernel="" initrd="" disk="" image="" append_extra=""
+kernel="" initrd="" disk="" image="" append_extra="" efi=""
 qemu_extra=()
 
-usage() { sed -n '3,22s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '3,27s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
         --timeout) timeout_s=$2; shift 2 ;;
@@ -37,6 +42,7 @@ while (($#)); do
             (($# >= 4)) || { echo "run.sh: --bare needs KERNEL INITRD DISK" >&2; exit 2; }
             bare=1 kernel=$2 initrd=$3 disk=$4; shift 4 ;;
         --append) append_extra=$2; shift 2 ;;
+        --efi) efi=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
         -*) echo "run.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -78,6 +84,35 @@ if ((bare)); then
         -device virtconsole,chardev=hvc0
         "${qemu_extra[@]}")
     mode="bare QEMU"
+elif [[ -n $efi ]]; then
+    [[ -z $image ]] || { echo "run.sh: IMAGE and --efi are exclusive" >&2; exit 2; }
+    [[ -f $efi ]] || { echo "run.sh: no such EFI application: $efi" >&2; exit 2; }
+    code=/usr/share/AAVMF/AAVMF_CODE.fd vars=/usr/share/AAVMF/AAVMF_VARS.fd
+    if [[ ! -f $code ]] || ! command -v mcopy >/dev/null; then
+        echo "run.sh: installing qemu-efi-aarch64 (edk2) and mtools"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-efi-aarch64 mtools >/dev/null
+    fi
+    # The ESP: a FAT disk with the application where firmware looks on removable media.
+    work=$(dirname "$log")/efi
+    mkdir -p "$work"
+    esp=$work/esp.img
+    size_mb=$(( $(stat -c %s "$efi") / 1048576 + 16 ))
+    rm -f "$esp"
+    truncate -s "${size_mb}M" "$esp"
+    mformat -i "$esp" -F -v ESP ::
+    mmd -i "$esp" ::/EFI ::/EFI/BOOT
+    mcopy -i "$esp" "$efi" ::/EFI/BOOT/BOOTAA64.EFI
+    cp "$vars" "$work/vars.fd"
+    # acpi=off: without ACPI tables from QEMU, edk2 hands its operating system the device tree
+    # (EFI_DTB_TABLE_GUID), as Orin's firmware does; the machine is otherwise the same.
+    cmd=("$qemu" -machine virt,virtualization=on,gic-version=3,acpi=off -cpu cortex-a57 -smp 4 -m 2048
+        -nographic -serial mon:stdio -no-reboot
+        -drive "if=pflash,format=raw,readonly=on,file=$code"
+        -drive "if=pflash,format=raw,file=$work/vars.fd"
+        -drive "file=$esp,if=none,id=esp,format=raw"
+        -device virtio-blk-pci,drive=esp
+        "${qemu_extra[@]}")
+    mode="UEFI (edk2) + EFI loader + seL4 + VMM"
 else
     image=${image:-$repo/build/out/image.elf}
     [[ -f $image ]] || { echo "run.sh: no such IMAGE: $image (build it, or use --bare)" >&2; exit 2; }

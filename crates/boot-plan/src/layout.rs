@@ -2,9 +2,10 @@
 //!
 //! The kernel's segments go where its ELF says (`p_paddr`: seL4 is linked for one physical
 //! address). Everything else is placed by [`plan`], first fit, upwards from the end of the
-//! kernel: the root task's image (a contiguous copy of its ELF's virtual span, which seL4
-//! maps back to those virtual addresses with `pv_offset`), the device tree's copy, the boot
-//! page tables and the secondary cores' stacks.
+//! kernel: the device tree's copy, the root task's image (a contiguous copy of its ELF's
+//! virtual span, which seL4 maps back to those virtual addresses with `pv_offset`), the boot
+//! page tables and the secondary cores' stacks. The first two in that order: seL4 reserves
+//! kernel, DTB and user image as an ascending list.
 //!
 //! Low, next to the kernel, on purpose: seL4 puts the root task's objects at the *top* of
 //! its highest free memory region, and its secondary cores still run on the boot page tables
@@ -101,8 +102,8 @@ impl Plan {
     pub fn regions(&self) -> [(&'static str, PhysRange); 5] {
         [
             ("seL4 kernel", self.kernel),
-            ("root task", self.user),
             ("device tree", self.dtb),
+            ("root task", self.user),
             ("boot page tables", self.tables),
             ("core stacks", self.stacks),
         ]
@@ -142,6 +143,15 @@ pub enum LayoutError {
         /// The map entry in the way.
         entry: MapEntry,
     },
+    /// The kernel, the DTB and the root task are not in ascending order (seL4 needs them so).
+    Order {
+        /// The kernel.
+        kernel: PhysRange,
+        /// The DTB.
+        dtb: PhysRange,
+        /// The root task.
+        user: PhysRange,
+    },
     /// Nowhere to put it.
     NoRoom {
         /// What.
@@ -170,6 +180,10 @@ impl fmt::Display for LayoutError {
                 f,
                 "{what} at {range} overlaps firmware memory {} ({})",
                 entry.range, entry.kind
+            ),
+            LayoutError::Order { kernel, dtb, user } => write!(
+                f,
+                "seL4 needs the kernel ({kernel}), the DTB ({dtb}) and the root task ({user}) in ascending order"
             ),
             LayoutError::NoRoom { what, size } => write!(
                 f,
@@ -290,13 +304,8 @@ pub fn plan(req: &Request<'_>) -> Result<Plan, LayoutError> {
     let kernel_page = kernel.align_out(PAGE);
     let mut taken = Vec::from([kernel_page]);
     let user_virt = req.user.virt_span().align_out(PAGE);
-    let user = place(
-        req,
-        &mut taken,
-        kernel_page.end,
-        "root task",
-        user_virt.len(),
-    )?;
+    // seL4 reserves the kernel, the DTB and the user image in that order and refuses
+    // regions out of order ("reserved region 2 in wrong order"): the DTB goes first.
     let dtb = place(
         req,
         &mut taken,
@@ -304,6 +313,10 @@ pub fn plan(req: &Request<'_>) -> Result<Plan, LayoutError> {
         "device tree",
         req.dtb_bytes,
     )?;
+    let user = place(req, &mut taken, dtb.end, "root task", user_virt.len())?;
+    if !(kernel.end <= dtb.start && dtb.end <= user.start) {
+        return Err(LayoutError::Order { kernel, dtb, user });
+    }
     let tables = place(
         req,
         &mut taken,

@@ -33,10 +33,11 @@ fn orin_plan_keeps_clear_of_guest_ram_and_stays_low() {
     };
     let p = plan(&req).unwrap();
     assert_eq!(p.kernel, PhysRange::new(0x8000_0000, 0x8020_0000));
-    assert_eq!(p.user, PhysRange::new(0x8020_0000, 0x80a1_2000));
+    // seL4's order: kernel, DTB, root task.
+    assert_eq!(p.dtb, PhysRange::new(0x8020_0000, 0x8023_2000));
+    assert_eq!(p.user, PhysRange::new(0x8023_2000, 0x80a4_4000));
     assert_eq!(p.user_virt, PhysRange::new(0x20_0000, 0xa1_2000));
-    assert_eq!(p.pv_offset(), 0x8000_0000);
-    assert_eq!(p.dtb, PhysRange::new(0x80a1_2000, 0x80a4_4000));
+    assert_eq!(p.pv_offset(), 0x8003_2000);
     assert_eq!(p.tables.len(), 0x6000);
     assert_eq!(p.stacks.len(), 4 * STACK_BYTES);
     assert_eq!(p.stack_top(3), p.stacks.end - STACK_BYTES);
@@ -128,7 +129,8 @@ fn firmware_map_decides_what_is_free() {
         firmware: Some(&map),
     };
     let p = plan(&req).unwrap();
-    assert_eq!(p.user.start, 0x4040_0000);
+    assert_eq!(p.dtb.start, 0x4040_0000);
+    assert_eq!(p.user.start, 0x4040_1000);
     for (_, r) in p.regions() {
         assert!(!r.overlaps(&map[1].range) && !r.overlaps(&map[3].range));
     }
