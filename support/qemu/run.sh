@@ -19,6 +19,8 @@
 #   --timeout SECS   give up after SECS seconds (default 1200)
 #   --log FILE       serial log (default images/qemu-virt/out/serial.log)
 #   --append STR     bare mode: extra kernel command line words (e.g. selftest.noping)
+#   --expect STR     pass when the log holds STR and QEMU ended by itself, instead of the
+#                    self-test verdict (support/qemu/efi-smoke.sh)
 #   -- QEMU-ARGS     passed to QEMU as they are
 #
 # Exit status: 0 if the log has "SELFTEST: PASS" and the guest powered off (bare: QEMU exited by
@@ -30,10 +32,10 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 timeout_s=1200
 log=$repo/images/qemu-virt/out/serial.log
 bare=0
-kernel="" initrd="" disk="" image="" append_extra="" efi=""
+kernel="" initrd="" disk="" image="" append_extra="" efi="" expect=""
 qemu_extra=()
 
-usage() { sed -n '3,27s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '3,29s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
         --timeout) timeout_s=$2; shift 2 ;;
@@ -43,6 +45,7 @@ while (($#)); do
             bare=1 kernel=$2 initrd=$3 disk=$4; shift 4 ;;
         --append) append_extra=$2; shift 2 ;;
         --efi) efi=$2; shift 2 ;;
+        --expect) expect=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
         -*) echo "run.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -99,7 +102,7 @@ elif [[ -n $efi ]]; then
     size_mb=$(( $(stat -c %s "$efi") / 1048576 + 16 ))
     rm -f "$esp"
     truncate -s "${size_mb}M" "$esp"
-    mformat -i "$esp" -F -v ESP ::
+    mformat -i "$esp" -v ESP ::
     mmd -i "$esp" ::/EFI ::/EFI/BOOT
     mcopy -i "$esp" "$efi" ::/EFI/BOOT/BOOTAA64.EFI
     cp "$vars" "$work/vars.fd"
@@ -171,6 +174,14 @@ else
     echo "=== boot time to init: unknown (no 'SELFTEST: init reached' line)"
 fi
 
+if [[ -n $expect ]]; then
+    if grep -aqF -- "$expect" <<<"$clean" && ((qrc == 0)); then
+        echo "=== result: PASS ($expect)"
+        exit 0
+    fi
+    echo "=== result: FAIL (no \"$expect\" in the log, or QEMU exit status $qrc)"
+    exit 1
+fi
 if ((qrc == 124 || qrc == 137)); then
     echo "=== result: TIMEOUT after ${timeout_s} s"
     exit 124

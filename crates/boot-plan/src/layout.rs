@@ -338,3 +338,23 @@ pub fn plan(req: &Request<'_>) -> Result<Plan, LayoutError> {
         stacks,
     })
 }
+
+/// The ranges a platform table forbids: its guest RAM when identity-mapped (it must reach the
+/// root task as free untyped memory at exactly those addresses) and its host carve-outs.
+pub fn platform_forbidden(p: &vmm_platform::Platform) -> Vec<Forbidden> {
+    let range = |r: vmm_platform::GuestRange| PhysRange::new(r.base.0, r.base.0.saturating_add(r.size));
+    let mut v = Vec::new();
+    if p.ram.identity {
+        v.push(Forbidden {
+            name: String::from("guest RAM (identity-mapped)"),
+            range: range(p.ram.range),
+        });
+    }
+    for r in p.host.reserved {
+        v.push(Forbidden {
+            name: String::from(r.name),
+            range: range(r.range),
+        });
+    }
+    v
+}

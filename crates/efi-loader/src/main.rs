@@ -175,14 +175,7 @@ fn load(platform: &'static Platform) -> ! {
     let window = KernelWindow { virt: kernel.virt_span(), phys: kernel.phys_span().start };
     let tables = pagetable::boot_map(&ram, window).unwrap_or_else(|e| stop!("boot page tables: {e}"));
     let tcr = pagetable::tcr_el2(payload::PA_BITS).unwrap_or_else(|| stop!("no TCR_EL2 for {} PA bits", payload::PA_BITS));
-    let mut forbidden = Vec::new();
-    if platform.ram.identity {
-        let r = platform.ram.range;
-        forbidden.push(Forbidden { name: "guest RAM (identity-mapped)".into(), range: PhysRange::new(r.base.0, r.base.0 + r.size) });
-    }
-    for r in platform.host.reserved {
-        forbidden.push(Forbidden { name: r.name.into(), range: PhysRange::new(r.range.base.0, r.range.base.0 + r.range.size) });
-    }
+    let mut forbidden = layout::platform_forbidden(platform);
     for (name, range) in &board.reserved {
         forbidden.push(Forbidden { name: alloc::format!("device tree {name}"), range: *range });
     }

@@ -1,0 +1,111 @@
+//! `vmmctl boot-layout`: the EFI loader's plan for a platform, checked without a board.
+//!
+//! The same `boot_plan::layout::plan` the loader runs, on the kernel and root task it will
+//! carry, against the memory seL4 was built for (`support/platform_gen.json` of the prefix)
+//! and the ranges the platform table forbids; only the firmware's memory map is missing (the
+//! loader claims every range from the firmware at boot and stops if one is taken).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use boot_plan::PhysRange;
+use boot_plan::elf::Elf;
+use boot_plan::layout::{self, Request};
+use boot_plan::pagetable::{self, KernelWindow};
+
+const USAGE: &str = "vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn json(path: &Path) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the command.
+pub fn run(args: &[String]) -> Result<String, String> {
+    let mut name = None;
+    let (mut prefix, mut root_task, mut dtb_bytes) = (None, None, 1u64 << 20);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--sel4-prefix" => prefix = Some(value()?.clone()),
+            "--root-task" => root_task = Some(value()?.clone()),
+            "--dtb-bytes" => {
+                let v = value()?;
+                dtb_bytes = parse_u64(v).ok_or_else(|| format!("--dtb-bytes {v}: not a number"))?;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
+            _ if name.is_none() => name = Some(a),
+            _ => return Err(format!("unexpected argument {a:?}\n{USAGE}")),
+        }
+    }
+    let p = crate::platform(name)?;
+    let prefix = Path::new(prefix.as_ref().ok_or_else(|| format!("--sel4-prefix is needed\n{USAGE}"))?);
+    let root_task = root_task.ok_or_else(|| format!("--root-task is needed\n{USAGE}"))?;
+
+    let config = json(&prefix.join("libsel4/include/kernel/gen_config.json"))?;
+    let cores: usize = config
+        .get("MAX_NUM_NODES")
+        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64().map(|n| n as usize)))
+        .ok_or("gen_config.json: no MAX_NUM_NODES")?;
+    let memory: Vec<PhysRange> = json(&prefix.join("support/platform_gen.json"))?
+        .get("memory")
+        .and_then(|m| m.as_array().cloned())
+        .ok_or("platform_gen.json: no memory")?
+        .iter()
+        .filter_map(|r| Some(PhysRange::new(r.get("start")?.as_u64()?, r.get("end")?.as_u64()?)))
+        .collect();
+    let kernel_bytes = read(&prefix.join("bin/kernel.elf"))?;
+    let user_bytes = read(Path::new(&root_task))?;
+    let kernel = Elf::parse(&kernel_bytes).map_err(|e| format!("kernel.elf: {e}"))?;
+    let user = Elf::parse(&user_bytes).map_err(|e| format!("{root_task}: {e}"))?;
+    let window = KernelWindow {
+        virt: kernel.virt_span(),
+        phys: kernel.phys_span().start,
+    };
+    let tables = pagetable::boot_map(&memory, window).map_err(|e| format!("boot page tables: {e}"))?;
+    let forbidden = layout::platform_forbidden(p);
+    let req = Request {
+        kernel: &kernel,
+        user: &user,
+        dtb_bytes,
+        table_bytes: tables.bytes(),
+        cores,
+        sel4_memory: &memory,
+        forbidden: &forbidden,
+        firmware: None,
+    };
+    let plan = layout::plan(&req).map_err(|e| format!("{}: {e}", p.name))?;
+
+    let mut s = format!("platform {}: seL4 for {cores} cores; seL4's memory:", p.name);
+    for m in &memory {
+        let _ = write!(s, " {m}");
+    }
+    s.push_str("\n\nthe loader writes (each claimed from the firmware at boot):\n");
+    for (name, r) in plan.regions() {
+        let _ = writeln!(s, "  {name:<17} {r} {:>9} KiB", r.len() / 1024);
+    }
+    s.push_str("\nnothing in:\n");
+    for f in &forbidden {
+        let _ = writeln!(s, "  {:<30} {}", f.name, f.range);
+    }
+    let _ = writeln!(
+        s,
+        "\nkernel entry {:#x}; root task entry {:#x}, pv_offset {:#x}; boot tables {} KiB",
+        plan.kernel_entry,
+        plan.user_entry,
+        plan.pv_offset(),
+        tables.bytes() / 1024
+    );
+    Ok(s)
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
