@@ -10,11 +10,13 @@
 //! time and returns a [`PlatformError`] that names the regions and addresses at fault.
 #![no_std]
 
+mod host;
 mod orin_agx;
 mod qemu_virt;
 mod validate;
 
 pub use guest_mem::{GuestPhysAddr, GuestRange};
+pub use host::{Host, HostReserved, HostUart};
 pub use orin_agx::ORIN_AGX;
 pub use qemu_virt::QEMU_VIRT;
 pub use validate::{PlatformError, assert_valid};
@@ -261,6 +263,8 @@ pub struct Platform {
     pub pci: PciLayout,
     /// The emulated PL011, where the platform has one.
     pub uart: Option<UartLayout>,
+    /// The host side: the boot loader's UART and the memory it must keep clear of.
+    pub host: Host,
 }
 
 impl Platform {

@@ -67,8 +67,9 @@
 //! maps all of these as Device-nGnRnE: stricter than the guest's Device-nGnRE, never weaker.
 
 use crate::{
-    Access, BoardNode, GicLayout, GuestPhysAddr, GuestRange, LoadRegion, MemAttrs, Passthrough,
-    PassthroughIrq, PciLayout, Platform, Ram, Spi, Trigger, assert_valid,
+    Access, BoardNode, GicLayout, GuestPhysAddr, GuestRange, Host, HostReserved, HostUart,
+    LoadRegion, MemAttrs, Passthrough, PassthroughIrq, PciLayout, Platform, Ram, Spi, Trigger,
+    assert_valid,
 };
 
 /// The Orin AGX platform.
@@ -143,6 +144,20 @@ pub const ORIN_AGX: Platform = Platform {
         intx: [Spi(416), Spi(417), Spi(418), Spi(419)],
     },
     uart: None,
+    // seL4's console is UARTA (support/sel4/README-orin.md): 16550 registers 4 bytes apart.
+    host: Host {
+        uart: HostUart::Ns16550 {
+            base: 0x0310_0000,
+            reg_shift: 2,
+        },
+        reserved: &[HostReserved {
+            // Public Orin ports of seL4 and other hypervisors report RAS (uncorrectable ECC)
+            // errors from the 64 MiB at 0xbe00_0000 and keep it out of the kernel's memory;
+            // support/sel4/orin-agx/overlay-orinagx.dts leaves it out of seL4's memory too.
+            name: "RAS-error region",
+            range: GuestRange::new(0xbe00_0000, 0x0400_0000),
+        }],
+    },
 };
 
 const PASSTHROUGH: &[Passthrough] = &[

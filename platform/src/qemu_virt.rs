@@ -8,8 +8,8 @@
 //! identity-mapped and seL4 (loaded in the same physical RAM) is never in the guest's way.
 
 use crate::{
-    GicLayout, GuestPhysAddr, GuestRange, LoadRegion, PciLayout, Platform, Ram, Spi, UartLayout,
-    assert_valid,
+    GicLayout, GuestPhysAddr, GuestRange, Host, HostUart, LoadRegion, PciLayout, Platform, Ram,
+    Spi, UartLayout, assert_valid,
 };
 
 /// The QEMU virt platform.
@@ -55,6 +55,12 @@ pub const QEMU_VIRT: Platform = Platform {
         base: GuestPhysAddr(0x0900_0000),
         spi: Spi(1),
     }),
+    // seL4's console: the board's own PL011 (the guest's PL011 at the same guest-physical
+    // address is emulated).
+    host: Host {
+        uart: HostUart::Pl011 { base: 0x0900_0000 },
+        reserved: &[],
+    },
 };
 
 const _: () = assert_valid(&QEMU_VIRT);

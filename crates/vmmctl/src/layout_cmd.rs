@@ -13,7 +13,8 @@ use boot_plan::elf::Elf;
 use boot_plan::layout::{self, Request};
 use boot_plan::pagetable::{self, KernelWindow};
 
-const USAGE: &str = "vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
+const USAGE: &str =
+    "vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -29,7 +30,10 @@ pub fn run(args: &[String]) -> Result<String, String> {
     let (mut prefix, mut root_task, mut dtb_bytes) = (None, None, 1u64 << 20);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
             "--sel4-prefix" => prefix = Some(value()?.clone()),
             "--root-task" => root_task = Some(value()?.clone()),
@@ -43,20 +47,33 @@ pub fn run(args: &[String]) -> Result<String, String> {
         }
     }
     let p = crate::platform(name)?;
-    let prefix = Path::new(prefix.as_ref().ok_or_else(|| format!("--sel4-prefix is needed\n{USAGE}"))?);
+    let prefix = Path::new(
+        prefix
+            .as_ref()
+            .ok_or_else(|| format!("--sel4-prefix is needed\n{USAGE}"))?,
+    );
     let root_task = root_task.ok_or_else(|| format!("--root-task is needed\n{USAGE}"))?;
 
     let config = json(&prefix.join("libsel4/include/kernel/gen_config.json"))?;
     let cores: usize = config
         .get("MAX_NUM_NODES")
-        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64().map(|n| n as usize)))
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .or(v.as_u64().map(|n| n as usize))
+        })
         .ok_or("gen_config.json: no MAX_NUM_NODES")?;
     let memory: Vec<PhysRange> = json(&prefix.join("support/platform_gen.json"))?
         .get("memory")
         .and_then(|m| m.as_array().cloned())
         .ok_or("platform_gen.json: no memory")?
         .iter()
-        .filter_map(|r| Some(PhysRange::new(r.get("start")?.as_u64()?, r.get("end")?.as_u64()?)))
+        .filter_map(|r| {
+            Some(PhysRange::new(
+                r.get("start")?.as_u64()?,
+                r.get("end")?.as_u64()?,
+            ))
+        })
         .collect();
     let kernel_bytes = read(&prefix.join("bin/kernel.elf"))?;
     let user_bytes = read(Path::new(&root_task))?;
@@ -66,7 +83,8 @@ pub fn run(args: &[String]) -> Result<String, String> {
         virt: kernel.virt_span(),
         phys: kernel.phys_span().start,
     };
-    let tables = pagetable::boot_map(&memory, window).map_err(|e| format!("boot page tables: {e}"))?;
+    let tables =
+        pagetable::boot_map(&memory, window).map_err(|e| format!("boot page tables: {e}"))?;
     let forbidden = layout::platform_forbidden(p);
     let req = Request {
         kernel: &kernel,
@@ -80,7 +98,10 @@ pub fn run(args: &[String]) -> Result<String, String> {
     };
     let plan = layout::plan(&req).map_err(|e| format!("{}: {e}", p.name))?;
 
-    let mut s = format!("platform {}: seL4 for {cores} cores; seL4's memory:", p.name);
+    let mut s = format!(
+        "platform {}: seL4 for {cores} cores; seL4's memory:",
+        p.name
+    );
     for m in &memory {
         let _ = write!(s, " {m}");
     }

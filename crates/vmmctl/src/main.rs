@@ -7,6 +7,7 @@
 //! ```
 
 mod dtb_cmd;
+mod layout_cmd;
 
 use std::process::ExitCode;
 
@@ -21,7 +22,11 @@ const USAGE: &str = "usage:
   vmmctl dtb <platform> --board <board.dtb> [--initrd FILE | --initrd-size N]
              [--node PATH]... -o <guest.dtb>
                                     build the guest device tree (the nodes the table names,
-                                    and each --node PATH)";
+                                    and each --node PATH)
+  vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]
+                                    where the EFI loader puts seL4, the DTB and the root
+                                    task, checked against seL4's memory and the table's
+                                    forbidden ranges (identity guest RAM, carve-outs)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,6 +83,7 @@ fn run(args: &[String]) -> Result<String, String> {
             Ok(format!("{}: ok\n", p.name))
         }
         Some("dtb") => dtb_cmd::run(&args[1..]),
+        Some("boot-layout") => layout_cmd::run(&args[1..]),
         Some("platforms") => Ok(PLATFORMS.iter().map(|p| format!("{}\n", p.name)).collect()),
         Some("-h" | "--help" | "help") => Ok(format!("{USAGE}\n")),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
