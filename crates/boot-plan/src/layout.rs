@@ -342,7 +342,8 @@ pub fn plan(req: &Request<'_>) -> Result<Plan, LayoutError> {
 /// The ranges a platform table forbids: its guest RAM when identity-mapped (it must reach the
 /// root task as free untyped memory at exactly those addresses) and its host carve-outs.
 pub fn platform_forbidden(p: &vmm_platform::Platform) -> Vec<Forbidden> {
-    let range = |r: vmm_platform::GuestRange| PhysRange::new(r.base.0, r.base.0.saturating_add(r.size));
+    let range =
+        |r: vmm_platform::GuestRange| PhysRange::new(r.base.0, r.base.0.saturating_add(r.size));
     let mut v = Vec::new();
     if p.ram.identity {
         v.push(Forbidden {
