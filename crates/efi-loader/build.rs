@@ -13,7 +13,9 @@ fn need(var: &str) -> String {
     println!("cargo:rerun-if-env-changed={var}");
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => v,
-        _ => fail(&format!("{var} is not set (build/build.sh sets it; see build/README.md)")),
+        _ => fail(&format!(
+            "{var} is not set (build/build.sh sets it; see build/README.md)"
+        )),
     }
 }
 
@@ -27,11 +29,13 @@ fn file(path: &Path) -> PathBuf {
         fail(&format!("{}: no such file", path.display()));
     }
     println!("cargo:rerun-if-changed={}", path.display());
-    path.canonicalize().unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
+    path.canonicalize()
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(file(path)).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+    let text = std::fs::read_to_string(file(path))
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
     serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
 }
 
@@ -49,7 +53,11 @@ fn main() {
     }
     let cores: usize = config
         .get("MAX_NUM_NODES")
-        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64().map(|n| n as usize)))
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .or(v.as_u64().map(|n| n as usize))
+        })
         .unwrap_or_else(|| fail("gen_config.json has no MAX_NUM_NODES"));
     let pa_bits = if flag("ARM_PA_SIZE_BITS_40") {
         40
@@ -59,8 +67,15 @@ fn main() {
         fail("gen_config.json: neither ARM_PA_SIZE_BITS_40 nor ARM_PA_SIZE_BITS_44")
     };
     let mut memory = String::new();
-    for r in plat.get("memory").and_then(|m| m.as_array()).unwrap_or_else(|| fail("platform_gen.json has no memory")) {
-        let (Some(s), Some(e)) = (r.get("start").and_then(|v| v.as_u64()), r.get("end").and_then(|v| v.as_u64())) else {
+    for r in plat
+        .get("memory")
+        .and_then(|m| m.as_array())
+        .unwrap_or_else(|| fail("platform_gen.json has no memory"))
+    {
+        let (Some(s), Some(e)) = (
+            r.get("start").and_then(|v| v.as_u64()),
+            r.get("end").and_then(|v| v.as_u64()),
+        ) else {
             fail("platform_gen.json: a memory entry without start/end")
         };
         let _ = write!(memory, "PhysRange::new({s:#x}, {e:#x}), ");
@@ -83,5 +98,6 @@ fn main() {
          /// The root task ELF.\n\
          pub static ROOT_TASK: &[u8] = include_bytes!({root_task:?});\n"
     );
-    std::fs::write(out.join("payload.rs"), code).unwrap_or_else(|e| fail(&format!("payload.rs: {e}")));
+    std::fs::write(out.join("payload.rs"), code)
+        .unwrap_or_else(|e| fail(&format!("payload.rs: {e}")));
 }

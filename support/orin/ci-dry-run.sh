@@ -3,7 +3,9 @@
 # Linux_for_Tegra and fake images in a temporary directory, runs flash.sh --dry-run, and checks
 # that it prints every step with the exact commands, changes nothing, and refuses bad inputs.
 #
-# Usage: support/orin/ci-dry-run.sh        (exit 0: all checks passed)
+# Usage: support/orin/ci-dry-run.sh [REAL.efi]   (exit 0: all checks passed)
+#   REAL.efi  a real EFI application from crates/efi-loader (CI passes the one
+#             support/qemu/efi-smoke.sh built and booted); without it, a synthetic PE header.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +38,12 @@ EOF
 (cd "$bsp" && find . -type f -exec sha256sum {} + | sort) >"$work/before"
 
 # Images: a minimal PE32+ AArch64 EFI application header, an x86-64 one, an ELF, junk.
-python3 - "$work" <<'EOF'
+real=${1:-}
+if [[ -n $real ]]; then
+    [[ -f $real ]] || { echo "ci-dry-run: $real: no such file" >&2; exit 2; }
+    echo "ci-dry-run: the image is $real ($(stat -c %s "$real") bytes)"
+fi
+python3 - "$work" "$real" <<'EOF'
 import struct, sys
 d = sys.argv[1]
 def pe(machine, subsystem):
@@ -49,7 +56,10 @@ def pe(machine, subsystem):
     struct.pack_into("<H", b, 0x58, 0x20b)               # PE32+
     struct.pack_into("<H", b, 0x58 + 68, subsystem)      # Subsystem
     return bytes(b)
-open(d + "/sel4-vmm.efi", "wb").write(pe(0xaa64, 10))
+if len(sys.argv) > 2 and sys.argv[2]:
+    open(d + "/sel4-vmm.efi", "wb").write(open(sys.argv[2], "rb").read())
+else:
+    open(d + "/sel4-vmm.efi", "wb").write(pe(0xaa64, 10))
 open(d + "/x64.efi", "wb").write(pe(0x8664, 10))
 open(d + "/driver.efi", "wb").write(pe(0xaa64, 11))
 open(d + "/image.elf", "wb").write(b"\x7fELF\x02\x01\x01" + bytes(4089))

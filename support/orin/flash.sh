@@ -104,7 +104,7 @@ case $kind in
     "pe machine=0xaa64 magic=0x20b subsystem=10")
         echo "   $image: PE32+ EFI application, AArch64 ($(stat -c %s "$image") bytes)" ;;
     elf)
-        fail "$image is an ELF (rust-sel4's kernel loader?). UEFI starts PE/COFF EFI applications only: wrap it as BOOT-IMAGE.md says." ;;
+        fail "$image is an ELF (rust-sel4's kernel loader?). UEFI starts PE/COFF EFI applications only: build sel4-vmm.efi with build/build.sh --platform orin-agx." ;;
     pe*)
         fail "$image: PE file but not an AArch64 EFI application ($kind; want machine=0xaa64 magic=0x20b subsystem=10)" ;;
     *)

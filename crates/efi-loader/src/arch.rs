@@ -69,14 +69,18 @@ pub fn psci_cpu_on(conduit: Conduit, mpidr: u64, entry: u64, context: u64) -> i6
     // SAFETY: a PSCI call into the firmware; it returns in x0 and may clobber x1-x17.
     unsafe {
         match conduit {
-            Conduit::Smc => asm!("smc #0", inout("x0") x0, inout("x1") mpidr => _, inout("x2") entry => _,
+            Conduit::Smc => {
+                asm!("smc #0", inout("x0") x0, inout("x1") mpidr => _, inout("x2") entry => _,
                 inout("x3") context => _, out("x4") _, out("x5") _, out("x6") _, out("x7") _,
                 out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-                out("x14") _, out("x15") _, out("x16") _, out("x17") _),
-            Conduit::Hvc => asm!("hvc #0", inout("x0") x0, inout("x1") mpidr => _, inout("x2") entry => _,
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _)
+            }
+            Conduit::Hvc => {
+                asm!("hvc #0", inout("x0") x0, inout("x1") mpidr => _, inout("x2") entry => _,
                 inout("x3") context => _, out("x4") _, out("x5") _, out("x6") _, out("x7") _,
                 out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-                out("x14") _, out("x15") _, out("x16") _, out("x17") _),
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _)
+            }
         }
     }
     x0 as i64
@@ -249,11 +253,13 @@ pub struct KernelArgs {
 }
 
 /// Enters seL4 on this core: TPIDR_EL1 holds its logical core ID (seL4's `_start` reads it
-/// to choose the core's kernel stack), x0..x5 its arguments.
+/// to choose the core's kernel stack), x0..x5 its arguments. CNTVOFF_EL2 is zeroed (its reset
+/// value is unknown and firmware need not set it; rust-sel4's loader does the same).
 pub fn enter_kernel(entry: u64, core: u64, a: &KernelArgs) -> ! {
     // SAFETY: the kernel's image is loaded and mapped at `entry` by the current tables.
     unsafe {
         asm!(
+            "msr cntvoff_el2, xzr",
             "msr tpidr_el1, {core}",
             "isb",
             "br {entry}",

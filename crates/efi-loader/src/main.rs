@@ -31,8 +31,9 @@ mod payload {
 }
 
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use boot_plan::dtb::{self, Conduit};
 use boot_plan::elf::Elf;
@@ -53,11 +54,33 @@ const MAX_CORES: usize = 16;
 /// How long a core gets to come up.
 const CORE_TIMEOUT_MS: u64 = 1000;
 
-static mut UART: HostUart = HostUart::Pl011 { base: 0x0900_0000 };
+/// The platform's UART, set once in `main` (kind, base, register shift).
+static UART: [AtomicU64; 3] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0x0900_0000),
+    AtomicU64::new(0),
+];
+
+fn set_host_uart(u: HostUart) {
+    let (kind, base, shift) = match u {
+        HostUart::Pl011 { base } => (0, base, 0),
+        HostUart::Ns16550 { base, reg_shift } => (1, base, u64::from(reg_shift)),
+    };
+    for (slot, v) in UART.iter().zip([kind, base, shift]) {
+        slot.store(v, Ordering::Relaxed);
+    }
+}
 
 fn host_uart() -> HostUart {
-    // SAFETY: written once in `main` before any other core runs.
-    unsafe { *(&raw const UART) }
+    let [kind, base, shift] =
+        [0, 1, 2].map(|i| UART.get(i).map_or(0, |a| a.load(Ordering::Relaxed)));
+    match kind {
+        0 => HostUart::Pl011 { base },
+        _ => HostUart::Ns16550 {
+            base,
+            reg_shift: shift as u8,
+        },
+    }
 }
 
 macro_rules! say {
@@ -80,31 +103,53 @@ struct Core {
     start: CoreStart,
     /// Logical core ID.
     id: u64,
+    /// The kernel's entry and arguments.
+    entry: u64,
+    args: KernelArgs,
     /// 1 once the core runs on the boot tables.
     up: AtomicU32,
 }
 
-static mut CORES: [Core; MAX_CORES] = [const {
-    Core {
-        start: CoreStart { mair: 0, tcr: 0, ttbr: 0, sp: 0, main: 0, vbar: 0 },
-        id: 0,
-        up: AtomicU32::new(0),
-    }
-}; MAX_CORES];
+/// The cores' blocks: each written by the boot core before that core starts, then only read.
+struct Cores(UnsafeCell<[Core; MAX_CORES]>);
+
+// SAFETY: see `Cores`: a block has one writer, before its reader runs.
+unsafe impl Sync for Cores {}
+
+static CORES: Cores = Cores(UnsafeCell::new(
+    [const {
+        Core {
+            start: CoreStart {
+                mair: 0,
+                tcr: 0,
+                ttbr: 0,
+                sp: 0,
+                main: 0,
+                vbar: 0,
+            },
+            id: 0,
+            entry: 0,
+            args: KernelArgs {
+                ui_p_start: 0,
+                ui_p_end: 0,
+                pv_offset: 0,
+                v_entry: 0,
+                dtb: 0,
+                dtb_size: 0,
+            },
+            up: AtomicU32::new(0),
+        }
+    }; MAX_CORES],
+));
 /// Set by the boot core when every core may enter the kernel.
 static GO: AtomicU32 = AtomicU32::new(0);
-static mut ENTRY: (u64, KernelArgs) = (
-    0,
-    KernelArgs { ui_p_start: 0, ui_p_end: 0, pv_offset: 0, v_entry: 0, dtb: 0, dtb_size: 0 },
-);
 
 #[uefi::entry]
 fn main() -> Status {
     let Some(platform) = vmm_platform::by_name(payload::PLATFORM) else {
         return Status::LOAD_ERROR;
     };
-    // SAFETY: no other core runs yet.
-    unsafe { UART = platform.host.uart };
+    set_host_uart(platform.host.uart);
     say!(
         "sel4-vmm EFI loader: platform {}, seL4 {} for {} cores, kernel {} KiB, root task {} KiB",
         payload::PLATFORM,
@@ -114,7 +159,10 @@ fn main() -> Status {
         payload::ROOT_TASK.len() / 1024
     );
     if arch::current_el() != 2 {
-        stop!("running at EL{}: seL4's hypervisor mode needs the firmware to start the loader at EL2", arch::current_el());
+        stop!(
+            "running at EL{}: seL4's hypervisor mode needs the firmware to start the loader at EL2",
+            arch::current_el()
+        );
     }
     if arch::vhe() {
         stop!("HCR_EL2.E2H is set (the firmware runs with VHE): seL4 expects it clear");
@@ -125,7 +173,9 @@ fn main() -> Status {
 fn load(platform: &'static Platform) -> ! {
     // 1. The firmware's device tree.
     let fw_dtb = uefi::system::with_config_table(|t| {
-        t.iter().find(|e| e.guid == DTB_TABLE_GUID).map(|e| e.address as usize)
+        t.iter()
+            .find(|e| e.guid == DTB_TABLE_GUID)
+            .map(|e| e.address as usize)
     });
     let Some(fw_dtb) = fw_dtb else {
         stop!("the firmware offers no device tree (no EFI_DTB_TABLE_GUID configuration table)")
@@ -133,19 +183,36 @@ fn load(platform: &'static Platform) -> ! {
     // SAFETY: the firmware's table points at a device tree; its header gives its size,
     // which `dtb::read` checks against the 64 KiB read first and then the whole blob.
     let header = unsafe { core::slice::from_raw_parts(fw_dtb as *const u8, 40) };
-    let total = u32::from_be_bytes(header.get(4..8).and_then(|s| s.try_into().ok()).unwrap_or([0; 4])) as usize;
-    if total < 40 || total > 64 << 20 {
+    let total = u32::from_be_bytes(
+        header
+            .get(4..8)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 4]),
+    ) as usize;
+    if !(40..=64 << 20).contains(&total) {
         stop!("device tree at {fw_dtb:#x}: size {total:#x} is not plausible");
     }
     // SAFETY: as above, `total` bytes from the firmware's table.
     let fw_blob = unsafe { core::slice::from_raw_parts(fw_dtb as *const u8, total) };
     let board = dtb::read(fw_blob).unwrap_or_else(|e| stop!("device tree at {fw_dtb:#x}: {e}"));
-    let cores = dtb::boot_cores(&board, arch::mpidr(), payload::CORES).unwrap_or_else(|e| stop!("{e}"));
+    let cores =
+        dtb::boot_cores(&board, arch::mpidr(), payload::CORES).unwrap_or_else(|e| stop!("{e}"));
     if cores.len() > MAX_CORES {
-        stop!("{} cores: the loader starts at most {MAX_CORES}", cores.len());
+        stop!(
+            "{} cores: the loader starts at most {MAX_CORES}",
+            cores.len()
+        );
     }
-    let conduit = board.psci.unwrap_or_else(|| stop!("{}", dtb::DtbError::Psci));
-    say!("device tree at {fw_dtb:#x} ({total} bytes), PSCI by {}", match conduit { Conduit::Smc => "SMC", Conduit::Hvc => "HVC" });
+    let conduit = board
+        .psci
+        .unwrap_or_else(|| stop!("{}", dtb::DtbError::Psci));
+    say!(
+        "device tree at {fw_dtb:#x} ({total} bytes), PSCI by {}",
+        match conduit {
+            Conduit::Smc => "SMC",
+            Conduit::Hvc => "HVC",
+        }
+    );
     let mut list = alloc::string::String::new();
     for (i, m) in cores.iter().enumerate() {
         let _ = write!(list, "{}{i}={m:#x}", if i == 0 { "" } else { " " });
@@ -155,12 +222,17 @@ fn load(platform: &'static Platform) -> ! {
     // 2. The plan.
     let kernel = Elf::parse(payload::KERNEL).unwrap_or_else(|e| stop!("seL4 kernel.elf: {e}"));
     let user = Elf::parse(payload::ROOT_TASK).unwrap_or_else(|e| stop!("root task ELF: {e}"));
-    let map = boot::memory_map(MemoryType::LOADER_DATA).unwrap_or_else(|e| stop!("GetMemoryMap: {e:?}"));
+    let map =
+        boot::memory_map(MemoryType::LOADER_DATA).unwrap_or_else(|e| stop!("GetMemoryMap: {e:?}"));
     let firmware: Vec<MapEntry> = map
         .entries()
         .filter_map(|d| {
             let range = PhysRange::sized(d.phys_start, d.page_count.checked_mul(PAGE)?)?;
-            Some(MapEntry { range, free: d.ty == MemoryType::CONVENTIONAL, kind: type_name(d.ty) })
+            Some(MapEntry {
+                range,
+                free: d.ty == MemoryType::CONVENTIONAL,
+                kind: type_name(d.ty),
+            })
         })
         .collect();
     // Normal memory in the boot tables: seL4's memory and everything the firmware calls RAM
@@ -168,16 +240,28 @@ fn load(platform: &'static Platform) -> ! {
     let mut ram: Vec<PhysRange> = payload::SEL4_MEMORY.to_vec();
     ram.extend(
         map.entries()
-            .filter(|d| d.att.contains(uefi::mem::memory_map::MemoryAttribute::WRITE_BACK) && is_ram(d.ty))
+            .filter(|d| {
+                d.att
+                    .contains(uefi::mem::memory_map::MemoryAttribute::WRITE_BACK)
+                    && is_ram(d.ty)
+            })
             .filter_map(|d| PhysRange::sized(d.phys_start, d.page_count.checked_mul(PAGE)?)),
     );
     drop(map);
-    let window = KernelWindow { virt: kernel.virt_span(), phys: kernel.phys_span().start };
-    let tables = pagetable::boot_map(&ram, window).unwrap_or_else(|e| stop!("boot page tables: {e}"));
-    let tcr = pagetable::tcr_el2(payload::PA_BITS).unwrap_or_else(|| stop!("no TCR_EL2 for {} PA bits", payload::PA_BITS));
+    let window = KernelWindow {
+        virt: kernel.virt_span(),
+        phys: kernel.phys_span().start,
+    };
+    let tables =
+        pagetable::boot_map(&ram, window).unwrap_or_else(|e| stop!("boot page tables: {e}"));
+    let tcr = pagetable::tcr_el2(payload::PA_BITS)
+        .unwrap_or_else(|| stop!("no TCR_EL2 for {} PA bits", payload::PA_BITS));
     let mut forbidden = layout::platform_forbidden(platform);
     for (name, range) in &board.reserved {
-        forbidden.push(Forbidden { name: alloc::format!("device tree {name}"), range: *range });
+        forbidden.push(Forbidden {
+            name: alloc::format!("device tree {name}"),
+            range: *range,
+        });
     }
     let req = Request {
         kernel: &kernel,
@@ -195,7 +279,11 @@ fn load(platform: &'static Platform) -> ! {
     }
     for (name, r) in plan.regions() {
         let pages = (r.align_out(PAGE).len() / PAGE) as usize;
-        if let Err(e) = boot::allocate_pages(AllocateType::Address(r.start & !(PAGE - 1)), MemoryType::LOADER_DATA, pages) {
+        if let Err(e) = boot::allocate_pages(
+            AllocateType::Address(r.start & !(PAGE - 1)),
+            MemoryType::LOADER_DATA,
+            pages,
+        ) {
             stop!("claiming {name} at {r} from the firmware: {:?}", e.status());
         }
     }
@@ -209,7 +297,11 @@ fn load(platform: &'static Platform) -> ! {
         }
         core::ptr::write_bytes(plan.user.start as *mut u8, 0, plan.user.len() as usize);
         for s in user.segments() {
-            copy(plan.user.start + (s.vaddr - plan.user_virt.start), user.bytes(&s), s.memsz);
+            copy(
+                plan.user.start + (s.vaddr - plan.user_virt.start),
+                user.bytes(&s),
+                s.memsz,
+            );
         }
         copy(plan.dtb.start, fw_blob, total as u64);
         let dst = plan.tables.start as *mut u64;
@@ -228,10 +320,14 @@ fn load(platform: &'static Platform) -> ! {
     };
     say!(
         "kernel entry {:#x}; root task {:#x}..{:#x} pv_offset {:#x} entry {:#x}; dtb {:#x}+{:#x}",
-        plan.kernel_entry, args.ui_p_start, args.ui_p_end, args.pv_offset, args.v_entry, args.dtb, args.dtb_size
+        plan.kernel_entry,
+        args.ui_p_start,
+        args.ui_p_end,
+        args.pv_offset,
+        args.v_entry,
+        args.dtb,
+        args.dtb_size
     );
-    // SAFETY: no other core runs yet.
-    unsafe { ENTRY = (plan.kernel_entry, args) };
     let image = loader_image();
     say!("loader image {image}; leaving boot services");
 
@@ -240,10 +336,17 @@ fn load(platform: &'static Platform) -> ! {
     let _map = unsafe { boot::exit_boot_services(None) };
     arch::mask_interrupts();
     arch::install_vectors();
-    start(&plan, &cores, conduit, tcr, image)
+    start(&plan, &cores, conduit, tcr, image, &args)
 }
 
-fn start(plan: &Plan, cores: &[u64], conduit: Conduit, tcr: u64, image: PhysRange) -> ! {
+fn start(
+    plan: &Plan,
+    cores: &[u64],
+    conduit: Conduit,
+    tcr: u64,
+    image: PhysRange,
+    args: &KernelArgs,
+) -> ! {
     // 4. Caches, cores, tables, kernel.
     for (_, r) in plan.regions() {
         arch::clean_to_poc(r.start, r.end);
@@ -252,7 +355,11 @@ fn start(plan: &Plan, cores: &[u64], conduit: Conduit, tcr: u64, image: PhysRang
     let ttbr = plan.tables.start;
     for (i, &mpidr) in cores.iter().enumerate().skip(1) {
         // SAFETY: core `i` is not running; only this core writes its block.
-        let core = unsafe { &mut (*(&raw mut CORES))[i] };
+        let Some(core) = (unsafe { (*CORES.0.get()).get_mut(i) }) else {
+            stop!("core {i}: the loader starts at most {MAX_CORES}")
+        };
+        core.entry = plan.kernel_entry;
+        core.args = *args;
         core.start = CoreStart {
             mair: MAIR_EL2,
             tcr,
@@ -267,7 +374,10 @@ fn start(plan: &Plan, cores: &[u64], conduit: Conduit, tcr: u64, image: PhysRang
         let entry = arch::secondary_entry as *const () as u64;
         let status = arch::psci_cpu_on(conduit, mpidr, entry, block);
         if status != 0 {
-            stop!("PSCI CPU_ON core {i} (MPIDR {mpidr:#x}): {} ({status})", arch::psci_status(status));
+            stop!(
+                "PSCI CPU_ON core {i} (MPIDR {mpidr:#x}): {} ({status})",
+                arch::psci_status(status)
+            );
         }
         let (t0, freq) = arch::counter();
         while core.up.load(Ordering::Acquire) == 0 {
@@ -278,7 +388,10 @@ fn start(plan: &Plan, cores: &[u64], conduit: Conduit, tcr: u64, image: PhysRang
             core::hint::spin_loop();
         }
     }
-    say!("{} cores on the boot page tables; switching this one", cores.len());
+    say!(
+        "{} cores on the boot page tables; switching this one",
+        cores.len()
+    );
     // SAFETY: the boot tables map this code, its stack and the UART as the firmware's did
     // (identity, normal / device), and were cleaned to the point of coherency.
     unsafe { arch::switch_tables(MAIR_EL2, tcr, ttbr, arch::SCTLR_EL2) };
@@ -286,9 +399,7 @@ fn start(plan: &Plan, cores: &[u64], conduit: Conduit, tcr: u64, image: PhysRang
     GO.store(1, Ordering::Release);
     // SAFETY: barriers and SEV have no memory effects of their own.
     unsafe { core::arch::asm!("dsb ish", "sev") };
-    // SAFETY: written before any other core started.
-    let (entry, args) = unsafe { *(&raw const ENTRY) };
-    arch::enter_kernel(entry, 0, &args)
+    arch::enter_kernel(plan.kernel_entry, 0, args)
 }
 
 /// A secondary core, on the boot tables and its own stack.
@@ -298,9 +409,7 @@ extern "C" fn secondary_main(core: &Core) -> ! {
         // SAFETY: waiting for an event has no side effects.
         unsafe { core::arch::asm!("wfe") };
     }
-    // SAFETY: written before this core started.
-    let (entry, args) = unsafe { *(&raw const ENTRY) };
-    arch::enter_kernel(entry, core.id, &args)
+    arch::enter_kernel(core.entry, core.id, &core.args)
 }
 
 /// Copies `data` to physical `dst` and zeroes the rest of `memsz`.
@@ -325,7 +434,10 @@ fn check_tables(plan: &Plan, window: &KernelWindow) {
     let want_kernel = plan.kernel_entry - window.virt.start + window.phys;
     match pagetable::walk(read, plan.tables.start, plan.kernel_entry) {
         Some(t) if t.pa == want_kernel && !t.xn => {}
-        t => stop!("boot tables map the kernel entry {:#x} to {t:?}, not {want_kernel:#x}", plan.kernel_entry),
+        t => stop!(
+            "boot tables map the kernel entry {:#x} to {t:?}, not {want_kernel:#x}",
+            plan.kernel_entry
+        ),
     }
     let here = check_tables as *const () as u64;
     match pagetable::walk(read, plan.tables.start, here) {
@@ -336,9 +448,11 @@ fn check_tables(plan: &Plan, window: &KernelWindow) {
 
 /// The loader's own image in memory (to clean it: secondary cores fetch it with the MMU off).
 fn loader_image() -> PhysRange {
-    let info = boot::open_protocol_exclusive::<uefi::proto::loaded_image::LoadedImage>(boot::image_handle())
-        .map(|li| li.info())
-        .unwrap_or_else(|e| stop!("LoadedImage protocol: {e:?}"));
+    let info = boot::open_protocol_exclusive::<uefi::proto::loaded_image::LoadedImage>(
+        boot::image_handle(),
+    )
+    .map(|li| li.info())
+    .unwrap_or_else(|e| stop!("LoadedImage protocol: {e:?}"));
     let start = info.0 as u64;
     PhysRange::new(start, start + info.1)
 }
@@ -389,4 +503,3 @@ extern "C" fn loader_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     stop!("panic: {info}")
 }
-
