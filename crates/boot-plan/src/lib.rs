@@ -19,6 +19,8 @@ pub mod elf;
 pub mod layout;
 pub mod pagetable;
 mod range;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use range::PhysRange;
 

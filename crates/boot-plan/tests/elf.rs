@@ -1,9 +1,7 @@
 //! ELF images the loader places: what it reads, and what it refuses.
-mod common;
-
 use boot_plan::PhysRange;
 use boot_plan::elf::{Elf, ElfError};
-use common::{Seg, elf, kernel};
+use boot_plan::testing::{Seg, elf, kernel};
 
 #[test]
 fn reads_segments_entry_and_spans() {

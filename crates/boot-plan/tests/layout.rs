@@ -1,6 +1,4 @@
 //! The memory plan: Orin and QEMU layouts, forbidden ranges, the firmware map.
-mod common;
-
 use boot_plan::PhysRange;
 use boot_plan::elf::Elf;
 use boot_plan::layout::{Forbidden, LayoutError, MapEntry, Request, STACK_BYTES, plan};
@@ -14,7 +12,10 @@ fn guest_ram() -> Forbidden {
 
 #[test]
 fn orin_plan_keeps_clear_of_guest_ram_and_stays_low() {
-    let (k, u) = (common::kernel(0x8000_0000), common::root_task());
+    let (k, u) = (
+        boot_plan::testing::kernel(0x8000_0000),
+        boot_plan::testing::root_task(),
+    );
     let (kernel, user) = (Elf::parse(&k).unwrap(), Elf::parse(&u).unwrap());
     let memory = [
         PhysRange::new(0x8000_0000, 0xbe00_0000),
@@ -55,11 +56,11 @@ fn orin_plan_keeps_clear_of_guest_ram_and_stays_low() {
 
 #[test]
 fn a_kernel_in_guest_ram_or_outside_memory_is_named() {
-    let u = common::root_task();
+    let u = boot_plan::testing::root_task();
     let user = Elf::parse(&u).unwrap();
     let memory = [PhysRange::new(0x8000_0000, 0xc000_0000)];
     let forbidden = [guest_ram()];
-    let k = common::kernel(0x9010_0000);
+    let k = boot_plan::testing::kernel(0x9010_0000);
     let kernel = Elf::parse(&k).unwrap();
     let req = Request {
         kernel: &kernel,
@@ -75,7 +76,7 @@ fn a_kernel_in_guest_ram_or_outside_memory_is_named() {
         Err(LayoutError::Forbidden { forbidden: f, .. }) => assert_eq!(f, forbidden[0]),
         other => panic!("{other:?}"),
     }
-    let k = common::kernel(0x7000_0000);
+    let k = boot_plan::testing::kernel(0x7000_0000);
     let kernel = Elf::parse(&k).unwrap();
     let req = Request {
         kernel: &kernel,
@@ -92,7 +93,10 @@ fn a_kernel_in_guest_ram_or_outside_memory_is_named() {
 
 #[test]
 fn firmware_map_decides_what_is_free() {
-    let (k, u) = (common::kernel(0x4000_0000), common::root_task());
+    let (k, u) = (
+        boot_plan::testing::kernel(0x4000_0000),
+        boot_plan::testing::root_task(),
+    );
     let (kernel, user) = (Elf::parse(&k).unwrap(), Elf::parse(&u).unwrap());
     let memory = [PhysRange::new(0x4000_0000, 0xc000_0000)];
     // Firmware holds 0x4020_0000..0x4040_0000 (say, the loader's own image) and the top.
@@ -135,7 +139,7 @@ fn firmware_map_decides_what_is_free() {
         assert!(!r.overlaps(&map[1].range) && !r.overlaps(&map[3].range));
     }
     // The kernel's fixed place taken by firmware: named with the entry's type.
-    let k2 = common::kernel(0x4030_0000);
+    let k2 = boot_plan::testing::kernel(0x4030_0000);
     let kernel2 = Elf::parse(&k2).unwrap();
     let err = plan(&Request {
         kernel: &kernel2,
@@ -162,7 +166,10 @@ fn firmware_map_decides_what_is_free() {
 
 #[test]
 fn no_room_is_named() {
-    let (k, u) = (common::kernel(0x4000_0000), common::root_task());
+    let (k, u) = (
+        boot_plan::testing::kernel(0x4000_0000),
+        boot_plan::testing::root_task(),
+    );
     let (kernel, user) = (Elf::parse(&k).unwrap(), Elf::parse(&u).unwrap());
     let memory = [PhysRange::new(0x4000_0000, 0x4080_0000)];
     let req = Request {
@@ -182,4 +189,22 @@ fn no_room_is_named() {
             size: 0x81_2000
         }
     );
+}
+
+#[test]
+fn platform_tables_forbid_identity_guest_ram_and_carve_outs() {
+    let orin = boot_plan::layout::platform_forbidden(&vmm_platform::ORIN_AGX);
+    let names: Vec<_> = orin.iter().map(|f| (f.name.as_str(), f.range)).collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "guest RAM (identity-mapped)",
+                PhysRange::new(0x9000_0000, 0xa000_0000)
+            ),
+            ("RAS-error region", PhysRange::new(0xbe00_0000, 0xc200_0000)),
+        ]
+    );
+    // QEMU virt's guest RAM is not identity-mapped: the loader may use any of seL4's memory.
+    assert!(boot_plan::layout::platform_forbidden(&vmm_platform::QEMU_VIRT).is_empty());
 }

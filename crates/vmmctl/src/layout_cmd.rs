@@ -130,3 +130,111 @@ fn parse_u64(s: &str) -> Option<u64> {
         None => s.parse().ok(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::run;
+    use boot_plan::testing::{kernel, root_task};
+
+    /// An seL4 install prefix as the Orin build leaves it (support/sel4/orin-agx): 12 cores,
+    /// 40-bit PA, the overlay's memory (DRAM below 4 GiB minus the RAS-error region).
+    fn orin_prefix(kernel_phys: u64) -> (tempdir::Dir, String, String) {
+        let d = tempdir::Dir::new();
+        let p = d.path().join("prefix");
+        std::fs::create_dir_all(p.join("bin")).unwrap();
+        std::fs::create_dir_all(p.join("libsel4/include/kernel")).unwrap();
+        std::fs::create_dir_all(p.join("support")).unwrap();
+        std::fs::write(p.join("bin/kernel.elf"), kernel(kernel_phys)).unwrap();
+        std::fs::write(
+            p.join("libsel4/include/kernel/gen_config.json"),
+            r#"{"PLAT": "orinagx", "MAX_NUM_NODES": "12", "ARM_PA_SIZE_BITS_40": true}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("support/platform_gen.json"),
+            r#"{"memory": [{"start": 2147483648, "end": 3187671040}, {"start": 3254779904, "end": 4294836224}]}"#,
+        )
+        .unwrap();
+        let rt = d.path().join("root-task.elf");
+        std::fs::write(&rt, root_task()).unwrap();
+        let (p, rt) = (p.display().to_string(), rt.display().to_string());
+        (d, p, rt)
+    }
+
+    fn args(prefix: &str, rt: &str) -> Vec<String> {
+        [
+            "boot-layout",
+            "orin-agx",
+            "--sel4-prefix",
+            prefix,
+            "--root-task",
+            rt,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn orin_layout_is_printed_and_clear_of_guest_ram() {
+        let (_d, prefix, rt) = orin_prefix(0x8000_0000);
+        let out = run(&args(&prefix, &rt)).unwrap();
+        assert!(out.contains("seL4 for 12 cores"), "{out}");
+        assert!(
+            out.contains("seL4 kernel       0x0080000000..0x0080200000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("device tree       0x0080200000..0x0080300000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("guest RAM (identity-mapped)    0x0090000000..0x00a0000000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("RAS-error region               0x00be000000..0x00c2000000"),
+            "{out}"
+        );
+        assert_eq!(run(&args(&prefix, &rt)).unwrap(), out);
+    }
+
+    #[test]
+    fn a_kernel_in_guest_ram_is_refused_with_the_reason() {
+        let (_d, prefix, rt) = orin_prefix(0x9000_0000);
+        let err = run(&args(&prefix, &rt)).unwrap_err();
+        assert_eq!(
+            err,
+            "orin-agx: seL4 kernel segment at 0x0090000000..0x0090100000 overlaps guest RAM \
+             (identity-mapped) at 0x0090000000..0x00a0000000"
+        );
+        let mut a = args(&prefix, &rt);
+        a.truncate(3);
+        assert!(run(&a).unwrap_err().contains("needs a value"));
+    }
+
+    /// A directory removed when dropped.
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "vmmctl-layout-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}

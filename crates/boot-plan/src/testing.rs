@@ -1,14 +1,22 @@
-//! A minimal ELF64 writer for the tests: program headers only, as linkers lay them out.
-#![allow(missing_docs, dead_code)] // shared by several test binaries, each using a part
+//! ELF images for tests (feature `test-utils`): seL4-like kernels and root tasks, written the
+//! way linkers lay out executables (program headers only).
 
-/// One segment to write: (vaddr, paddr, file bytes, memsz).
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// One segment: virtual and physical address, file bytes, size in memory.
 pub struct Seg {
+    /// Virtual address.
     pub vaddr: u64,
+    /// Physical address.
     pub paddr: u64,
+    /// File bytes.
     pub data: Vec<u8>,
+    /// Size in memory (at least `data.len()` for a well-formed image).
     pub memsz: u64,
 }
 
+/// An ELF64 AArch64 executable with `entry` and `segs`.
 pub fn elf(entry: u64, segs: &[Seg]) -> Vec<u8> {
     let phoff = 64u64;
     let data_start = phoff + 56 * segs.len() as u64;
@@ -46,7 +54,8 @@ pub fn elf(entry: u64, segs: &[Seg]) -> Vec<u8> {
     out
 }
 
-/// An seL4-like kernel: linked at 0x80_0000_0000 + `phys`, 1 MiB of code, 1 MiB of bss.
+/// An seL4-like kernel: linked at 0x80_0000_0000 + `phys` (hypervisor mode's kernel window),
+/// 4 KiB of code, 2 MiB in memory.
 pub fn kernel(phys: u64) -> Vec<u8> {
     let v = 0x80_0000_0000 + phys;
     elf(
