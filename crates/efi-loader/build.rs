@@ -9,6 +9,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use boot_plan::prefix::Sel4Prefix;
+
 fn need(var: &str) -> String {
     println!("cargo:rerun-if-env-changed={var}");
     match std::env::var(var) {
@@ -33,54 +35,20 @@ fn file(path: &Path) -> PathBuf {
         .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
 }
 
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(file(path))
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-    serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
-}
-
 fn main() {
     let prefix = PathBuf::from(need("SEL4_PREFIX"));
     let root_task = file(Path::new(&need("SEL4_VMM_ROOT_TASK")));
     let platform = need("SEL4_VMM_PLATFORM");
-    let kernel = file(&prefix.join("bin/kernel.elf"));
-    let config = json(&prefix.join("libsel4/include/kernel/gen_config.json"));
-    let plat = json(&prefix.join("support/platform_gen.json"));
-
-    let flag = |k: &str| config.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-    if !flag("ARM_HYPERVISOR_SUPPORT") {
-        fail("this seL4 is not built for hypervisor mode (KernelArmHypervisorSupport)");
+    let sel4 = Sel4Prefix::read(&prefix).unwrap_or_else(|e| fail(&e));
+    for f in &sel4.files {
+        println!("cargo:rerun-if-changed={}", f.display());
     }
-    let cores: usize = config
-        .get("MAX_NUM_NODES")
-        .and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .or(v.as_u64().map(|n| n as usize))
-        })
-        .unwrap_or_else(|| fail("gen_config.json has no MAX_NUM_NODES"));
-    let pa_bits = if flag("ARM_PA_SIZE_BITS_40") {
-        40
-    } else if flag("ARM_PA_SIZE_BITS_44") {
-        44
-    } else {
-        fail("gen_config.json: neither ARM_PA_SIZE_BITS_40 nor ARM_PA_SIZE_BITS_44")
-    };
+    let kernel = file(&sel4.kernel);
+    let (cores, pa_bits, plat_name) = (sel4.cores, sel4.pa_bits, sel4.plat.as_str());
     let mut memory = String::new();
-    for r in plat
-        .get("memory")
-        .and_then(|m| m.as_array())
-        .unwrap_or_else(|| fail("platform_gen.json has no memory"))
-    {
-        let (Some(s), Some(e)) = (
-            r.get("start").and_then(|v| v.as_u64()),
-            r.get("end").and_then(|v| v.as_u64()),
-        ) else {
-            fail("platform_gen.json: a memory entry without start/end")
-        };
-        let _ = write!(memory, "PhysRange::new({s:#x}, {e:#x}), ");
+    for r in &sel4.memory {
+        let _ = write!(memory, "PhysRange::new({:#x}, {:#x}), ", r.start, r.end);
     }
-    let plat_name = config.get("PLAT").and_then(|v| v.as_str()).unwrap_or("?");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR unset")));
     let code = format!(
         "/// The platform table this image is for.\n\

@@ -13,11 +13,15 @@
 #![no_std]
 
 extern crate alloc;
+#[cfg(feature = "prefix")]
+extern crate std;
 
 pub mod dtb;
 pub mod elf;
 pub mod layout;
 pub mod pagetable;
+#[cfg(feature = "prefix")]
+pub mod prefix;
 mod range;
 #[cfg(feature = "test-utils")]
 pub mod testing;

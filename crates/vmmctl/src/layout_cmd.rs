@@ -8,20 +8,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use boot_plan::PhysRange;
 use boot_plan::elf::Elf;
 use boot_plan::layout::{self, Request};
 use boot_plan::pagetable::{self, KernelWindow};
+use boot_plan::prefix::Sel4Prefix;
 
 const USAGE: &str =
     "vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn json(path: &Path) -> Result<serde_json::Value, String> {
-    serde_json::from_slice(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Runs the command.
@@ -54,28 +50,9 @@ pub fn run(args: &[String]) -> Result<String, String> {
     );
     let root_task = root_task.ok_or_else(|| format!("--root-task is needed\n{USAGE}"))?;
 
-    let config = json(&prefix.join("libsel4/include/kernel/gen_config.json"))?;
-    let cores: usize = config
-        .get("MAX_NUM_NODES")
-        .and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .or(v.as_u64().map(|n| n as usize))
-        })
-        .ok_or("gen_config.json: no MAX_NUM_NODES")?;
-    let memory: Vec<PhysRange> = json(&prefix.join("support/platform_gen.json"))?
-        .get("memory")
-        .and_then(|m| m.as_array().cloned())
-        .ok_or("platform_gen.json: no memory")?
-        .iter()
-        .filter_map(|r| {
-            Some(PhysRange::new(
-                r.get("start")?.as_u64()?,
-                r.get("end")?.as_u64()?,
-            ))
-        })
-        .collect();
-    let kernel_bytes = read(&prefix.join("bin/kernel.elf"))?;
+    let sel4 = Sel4Prefix::read(prefix)?;
+    let (cores, memory) = (sel4.cores, sel4.memory);
+    let kernel_bytes = read(&sel4.kernel)?;
     let user_bytes = read(Path::new(&root_task))?;
     let kernel = Elf::parse(&kernel_bytes).map_err(|e| format!("kernel.elf: {e}"))?;
     let user = Elf::parse(&user_bytes).map_err(|e| format!("{root_task}: {e}"))?;
