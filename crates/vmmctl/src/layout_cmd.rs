@@ -124,7 +124,7 @@ mod tests {
         std::fs::write(p.join("bin/kernel.elf"), kernel(kernel_phys)).unwrap();
         std::fs::write(
             p.join("libsel4/include/kernel/gen_config.json"),
-            r#"{"PLAT": "orinagx", "MAX_NUM_NODES": "12", "ARM_PA_SIZE_BITS_40": true}"#,
+            r#"{"PLAT": "orinagx", "MAX_NUM_NODES": "12", "ARM_HYPERVISOR_SUPPORT": true, "ARM_PA_SIZE_BITS_40": true}"#,
         )
         .unwrap();
         std::fs::write(
@@ -187,6 +187,20 @@ mod tests {
         let mut a = args(&prefix, &rt);
         a.truncate(3);
         assert!(run(&a).unwrap_err().contains("needs a value"));
+    }
+
+    #[test]
+    fn a_prefix_not_built_for_hypervisor_mode_is_refused() {
+        let (_d, prefix, rt) = orin_prefix(0x8000_0000);
+        let config = std::path::Path::new(&prefix).join("libsel4/include/kernel/gen_config.json");
+        std::fs::write(&config, r#"{"PLAT": "orinagx", "MAX_NUM_NODES": "12"}"#).unwrap();
+        let err = run(&args(&prefix, &rt)).unwrap_err();
+        assert!(
+            err.ends_with(
+                "gen_config.json: not built for hypervisor mode (KernelArmHypervisorSupport)"
+            ),
+            "{err}"
+        );
     }
 
     /// A directory removed when dropped.
