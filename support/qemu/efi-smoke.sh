@@ -10,7 +10,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 here=$repo/support/qemu/efi-smoke
-work=${1:-$repo/build/out/efi-smoke}
+work=$(realpath -m "${1:-$repo/build/out/efi-smoke}")
 mkdir -p "$work/prefix/bin" "$work/prefix/libsel4/include/kernel" "$work/prefix/support"
 
 for tool in aarch64-linux-gnu-as aarch64-linux-gnu-ld; do
