@@ -5,7 +5,7 @@
 #         runs (L4TLauncher on Orin, edk2 under QEMU);
 #   otherwise: rust-sel4's kernel loader ELF, build/out/image.elf, which QEMU's -kernel runs.
 #
-# Usage: build/build.sh [--platform qemu-virt|orin-agx] [--efi] [--run] [--log LEVEL]
+# Usage: build/build.sh [--platform qemu-virt|qemu-virt-pt|orin-agx] [--efi] [--run] [--log LEVEL]
 #
 # Needs (see support/sel4/README.md; nothing here fetches or builds seL4 or rust-sel4):
 #   SEL4_PREFIX         seL4 16.0.0 install prefix built for the platform
@@ -40,7 +40,7 @@ need() {
 
 # The platform decides the seL4 build it needs, the guest, the loader and the vCPU cores.
 case $platform in
-    qemu-virt)
+    qemu-virt|qemu-virt-pt)
         sel4_plat=qemu-arm-virt
         board=$repo/platform/testdata/qemu-virt-gicv3-smp4-2g.dtb
         # QEMU runs each seL4 core as a host thread: with fewer host CPUs than guest vCPUs, the
@@ -52,7 +52,7 @@ case $platform in
         # A core of its own for each of the 4 vCPUs (seL4 runs on 12; the others sleep).
         cores=${VMM_CORES:-4}
         ((!run)) || die "--run boots QEMU; an orin-agx image goes on the board (support/orin/flash.sh)" ;;
-    *) die "unknown platform $platform (qemu-virt, orin-agx)" ;;
+    *) die "unknown platform $platform (qemu-virt, qemu-virt-pt, orin-agx)" ;;
 esac
 
 need SEL4_PREFIX -d "seL4 install prefix"
@@ -69,8 +69,11 @@ fi
 
 out=$repo/build/out
 mkdir -p "$out"
+# The QEMU devices a platform passes through (its table names them; run.sh adds them).
+qemu_devices=()
+[[ $platform != qemu-virt-pt ]] || qemu_devices=(-device virtio-rng-device)
 case $platform in
-    qemu-virt)
+    qemu-virt|qemu-virt-pt)
         step "guest images (images/qemu-virt/build.sh)"
         "$repo/images/qemu-virt/build.sh" --out "$repo/images/qemu-virt/out"
         img=$repo/images/qemu-virt/out
@@ -132,7 +135,7 @@ fi
 if ((run)); then
     step "boot under QEMU (support/qemu/run.sh)"
     if ((efi)); then
-        exec "$repo/support/qemu/run.sh" --log "$out/serial.log" --efi "$out/sel4-vmm.efi"
+        exec "$repo/support/qemu/run.sh" --log "$out/serial.log" --efi "$out/sel4-vmm.efi" -- "${qemu_devices[@]}"
     fi
-    exec "$repo/support/qemu/run.sh" --log "$out/serial.log" "$out/image.elf"
+    exec "$repo/support/qemu/run.sh" --log "$out/serial.log" "$out/image.elf" -- "${qemu_devices[@]}"
 fi

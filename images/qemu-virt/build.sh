@@ -136,13 +136,15 @@ printf 'magic "ARM\\x64" ok; text_offset=0x%x image_size=0x%x (%d MiB) flags=0x%
     "$text_offset" "$image_size" $((image_size >> 20)) "$flags" "$(stat -c %s "$out/Image")"
 cp "$kconfig" "$out/config-$kver"
 
-step "kernel modules for virtio-pci, virtio-blk, virtio-net, virtio-console"
+step "kernel modules for virtio-pci, virtio-blk, virtio-net, virtio-console, virtio-mmio, virtio-rng"
 kmods=$work/kernel/lib/modules/$kver
 "$depmod" -b "$work/kernel" "$kver"
 # module name -> CONFIG symbol, to say why a module is not needed
+# virtio_mmio and virtio_rng: the pass-through variant's QEMU virtio-rng-device (platform
+# qemu-virt-pt); loading them where no virtio-mmio node exists does nothing.
 declare -A cfg=([virtio_pci]=VIRTIO_PCI [virtio_blk]=VIRTIO_BLK [virtio_net]=VIRTIO_NET
-    [virtio_console]=VIRTIO_CONSOLE)
-wanted=(virtio_pci virtio_blk virtio_net virtio_console)
+    [virtio_console]=VIRTIO_CONSOLE [virtio_mmio]=VIRTIO_MMIO [virtio_rng]=HW_RANDOM_VIRTIO)
+wanted=(virtio_pci virtio_blk virtio_net virtio_console virtio_mmio virtio_rng)
 declare -A modpath=() seen=()
 while IFS=: read -r path _; do
     n=$(basename "$path"); n=${n%%.ko*}; modpath[${n//-/_}]=$path

@@ -13,16 +13,19 @@
 mod host;
 mod orin_agx;
 mod qemu_virt;
+mod qemu_virt_pt;
 mod validate;
 
 pub use guest_mem::{GuestPhysAddr, GuestRange};
 pub use host::{Host, HostReserved, HostUart};
 pub use orin_agx::ORIN_AGX;
 pub use qemu_virt::QEMU_VIRT;
+pub use qemu_virt_pt::QEMU_VIRT_PT;
 pub use validate::{PlatformError, assert_valid};
 
-/// Every platform this build knows, by name.
-pub const PLATFORMS: &[&Platform] = &[&QEMU_VIRT, &ORIN_AGX];
+/// Every platform this build knows, by name. The fuzz targets pick one by index (their first
+/// input byte): new tables go at the end, so that the corpus keeps its meaning.
+pub const PLATFORMS: &[&Platform] = &[&QEMU_VIRT, &ORIN_AGX, &QEMU_VIRT_PT];
 
 /// The platform called `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static Platform> {

@@ -386,7 +386,9 @@ impl<'a> Builder<'_, 'a> {
                 }
                 None => Vec::new(),
             };
-            if !board.contains(&e.range) {
+            // The region is what stage 2 maps (whole pages); it holds one of the node's reg
+            // entries (equal to it where the device fills its pages, as on Orin).
+            if !board.iter().any(|r| e.range.contains_range(r.base, r.size)) {
                 return Err(Error::RegMismatch {
                     node: self.board.path(i),
                     region: e.name,
@@ -414,6 +416,15 @@ impl<'a> Builder<'_, 'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether board node `i` is QEMU's `/apb-pclk` fixed clock while the VMM writes its own
+    /// (with the emulated PL011): a passed-through PrimeCell's `clocks` then point at the
+    /// VMM's, the same 24 MHz fixed clock.
+    fn is_emulated_clock(&self, i: usize) -> bool {
+        self.p.uart.is_some()
+            && self.board.path(i) == "/apb-pclk"
+            && self.board.compatible(i).contains(&"fixed-clock")
     }
 
     fn unkept(&self, node: usize, property: &str, target: usize) -> Error {
@@ -722,6 +733,12 @@ impl<'a> Builder<'_, 'a> {
                             if policy == Policy::Interrupt && self.is_gic(r.target) {
                                 if let Some(c) = cells.get_mut(r.at) {
                                     *c = self.gic_phandle;
+                                }
+                                continue;
+                            }
+                            if self.is_emulated_clock(r.target) {
+                                if let Some(c) = cells.get_mut(r.at) {
+                                    *c = self.clock_phandle;
                                 }
                                 continue;
                             }

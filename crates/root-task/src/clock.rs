@@ -44,13 +44,19 @@ impl Clock {
         counter there) and the board has no RTC the VMM may read; see the runner's wall clock";
 
     /// The counter on a core of the VMM's own, else the RTC if the board has one.
-    pub fn new(own_core: bool, objs: &mut Objects) -> Self {
+    pub fn new(own_core: bool, objs: &mut Objects, p: &vmm_platform::Platform) -> Self {
         if own_core && sel4::sel4_cfg_bool!(EXPORT_VCNT_USER) {
             return Self {
                 source: Source::Counter,
             };
         }
-        let source = match RTC_PADDR.map(|p| map_rtc(objs, p)) {
+        // An RTC the guest owns (passed through) is the guest's to program; not read here.
+        let guests = |a: usize| {
+            p.passthrough
+                .iter()
+                .any(|r| r.range.contains_range(vmm_platform::GuestPhysAddr(a as u64), 4))
+        };
+        let source = match RTC_PADDR.filter(|&a| !guests(a)).map(|a| map_rtc(objs, a)) {
             Some(Ok(ptr)) => Source::Rtc(ptr),
             Some(Err(e)) => {
                 log::warn!("vmm: RTC not mapped ({e:?}); no guest run time");

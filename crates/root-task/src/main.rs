@@ -37,7 +37,9 @@ use objects::{AllocError, Objects};
 
 #[cfg(feature = "orin-agx")]
 static PLATFORM: &Platform = &vmm_platform::ORIN_AGX;
-#[cfg(not(feature = "orin-agx"))]
+#[cfg(all(feature = "qemu-virt-pt", not(feature = "orin-agx")))]
+static PLATFORM: &Platform = &vmm_platform::QEMU_VIRT_PT;
+#[cfg(not(any(feature = "orin-agx", feature = "qemu-virt-pt")))]
 static PLATFORM: &Platform = &vmm_platform::QEMU_VIRT;
 
 /// Notification badges carry this bit; vCPU fault badges are the vCPU index.
@@ -108,6 +110,14 @@ fn fail<E: core::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> SetupError
 fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, SetupError> {
     p.validate().map_err(fail("platform table"))?;
     let mut objs = Objects::new(bootinfo);
+    // The frames at fixed physical addresses are kept for the stage-2 mapping below.
+    let fixed = |r: vmm_platform::GuestRange| r.base.0 as usize..(r.base.0 + r.size) as usize;
+    if p.ram.identity {
+        objs.reserve(fixed(p.ram.range));
+    }
+    for pt in p.passthrough {
+        objs.reserve(fixed(pt.range));
+    }
     log::info!("vmm: {} MiB of untyped RAM", objs.free_ram() >> 20);
 
     let fault_ep = objs
@@ -145,7 +155,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     for i in 0..p.vcpus {
         vcpus.push(make_vcpu(&mut objs, i, fault_ep_slot, vspace).map_err(fail("vcpu"))?);
     }
-    let clock = clock::Clock::new(own_core, &mut objs);
+    let clock = clock::Clock::new(own_core, &mut objs, p);
     let ram = p.ram.range;
     let mut hyp = Sel4Hyp::new(objs, vcpus, vspace, ram, lrs);
 
@@ -201,6 +211,8 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).map_err(fail("devices"))?;
     let mut vm = Vm::new(hyp, gic, bus, mem, p.vcpus);
     vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
+    vm.stats
+        .name_irqs(p.passthrough_irqs.iter().map(|i| (i.spi.intid(), i.name)));
     vm.boot(entry, GuestPhysAddr(dtb.base.0))
         .map_err(fail("boot vcpu0"))?;
     log::info!("vmm: vcpu0 started");

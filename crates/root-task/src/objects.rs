@@ -42,6 +42,9 @@ struct Untyped {
 pub struct Objects {
     slots: Range<usize>,
     untypeds: alloc::vec::Vec<Untyped>,
+    /// Physical ranges only `alloc_at` may take from (identity-mapped guest RAM, pass-through
+    /// frames): any other object there would stand where the guest's frame must go.
+    reserved: alloc::vec::Vec<Range<usize>>,
 }
 
 impl Objects {
@@ -63,14 +66,26 @@ impl Objects {
         Objects {
             slots: bootinfo.empty().range(),
             untypeds,
+            reserved: alloc::vec::Vec::new(),
         }
+    }
+
+    /// Keeps `range` for `alloc_at`: `alloc_blueprint` no longer takes from an untyped that
+    /// overlaps it.
+    pub fn reserve(&mut self, range: Range<usize>) {
+        self.reserved.push(range);
+    }
+
+    fn is_reserved(&self, u: &Untyped) -> bool {
+        let end = u.paddr.saturating_add(1 << u.size_bits);
+        self.reserved.iter().any(|r| r.start < end && u.paddr < r.end)
     }
 
     /// Bytes of normal (non-device) untyped memory not handed out yet.
     pub fn free_ram(&self) -> usize {
         self.untypeds
             .iter()
-            .filter(|u| !u.device)
+            .filter(|u| !u.device && !self.is_reserved(u))
             .map(|u| (1usize << u.size_bits).saturating_sub(u.watermark))
             .sum()
     }
@@ -113,7 +128,7 @@ impl Objects {
             .untypeds
             .iter()
             .enumerate()
-            .filter(|(_, u)| !u.device && u.size_bits >= bits)
+            .filter(|(_, u)| !u.device && u.size_bits >= bits && !self.is_reserved(u))
             .filter(|(_, u)| u.watermark.next_multiple_of(size) + size <= 1 << u.size_bits)
             .min_by_key(|(_, u)| u.size_bits)
             .map(|(i, _)| i)

@@ -798,6 +798,24 @@ fn passthrough_level_spi_acked_after_eoi() {
 }
 
 #[test]
+fn passthrough_level_spi_never_eoied_does_not_storm() {
+    let mut l = booted();
+    assert_eq!(l.gic_set_type(HSP_SHARED0, IRQ_TYPE_LEVEL_HIGH), 0);
+    assert_eq!(l.gic_set_affinity(HSP_SHARED0, 3), 0);
+    l.gic_unmask_irq(HSP_SHARED0);
+    l.m.gic.physical_irq(&mut l.m.hyp, HSP_SHARED0);
+    assert_eq!(l.m.hyp.injected(3), [HSP_SHARED0]);
+    // The guest never takes it (a vCPU stuck with interrupts off). The physical line is not
+    // acknowledged, so the GIC does not deliver it again; should it (a spurious delivery),
+    // the pending interrupt is not injected a second time nor acknowledged.
+    for _ in 0..100 {
+        l.m.gic.physical_irq(&mut l.m.hyp, HSP_SHARED0);
+    }
+    assert_eq!(l.m.hyp.injected(3), [HSP_SHARED0]);
+    assert!(l.m.hyp.acks().is_empty());
+}
+
+#[test]
 fn emulated_level_spi_reinjected_while_asserted() {
     let mut l = booted();
     // The PCI host bridge's INTA (virtio-blk): level-high per the interrupt-map.

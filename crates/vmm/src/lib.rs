@@ -203,7 +203,7 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
                 Reply::Resume
             }
             Event::Irq { intid } => {
-                self.stats.count_global(ExitClass::PassthroughIrq);
+                self.stats.count_irq(intid);
                 self.gic.physical_irq(&mut self.hyp, intid);
                 Reply::Nothing
             }

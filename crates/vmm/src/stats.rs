@@ -79,6 +79,8 @@ pub struct ExitStats {
     global: [u64; CLASSES],
     per_device: Vec<u64>,
     device_names: Vec<&'static str>,
+    /// Pass-through interrupts: INTID, name, count.
+    per_irq: Vec<(u32, &'static str, u64)>,
 }
 
 impl ExitStats {
@@ -89,6 +91,7 @@ impl ExitStats {
             global: [0; CLASSES],
             per_device: Vec::new(),
             device_names: Vec::new(),
+            per_irq: Vec::new(),
         }
     }
 
@@ -96,6 +99,27 @@ impl ExitStats {
     pub fn name_devices(&mut self, names: impl Iterator<Item = &'static str>) {
         self.device_names = names.collect();
         self.per_device = alloc::vec![0; self.device_names.len()];
+    }
+
+    /// Names the pass-through interrupts for the report, by INTID.
+    pub fn name_irqs(&mut self, irqs: impl Iterator<Item = (u32, &'static str)>) {
+        self.per_irq = irqs.map(|(intid, name)| (intid, name, 0)).collect();
+    }
+
+    /// Counts a physical interrupt delivered for the guest (named or not).
+    pub fn count_irq(&mut self, intid: u32) {
+        self.count_global(ExitClass::PassthroughIrq);
+        if let Some(e) = self.per_irq.iter_mut().find(|e| e.0 == intid) {
+            e.2 = e.2.wrapping_add(1);
+        }
+    }
+
+    /// Physical interrupts counted for INTID `intid`.
+    pub fn irq(&self, intid: u32) -> u64 {
+        self.per_irq
+            .iter()
+            .find(|e| e.0 == intid)
+            .map_or(0, |e| e.2)
     }
 
     /// Counts one exit of `vcpu`.
@@ -175,6 +199,10 @@ impl fmt::Display for ExitStats {
             if *count != 0 {
                 writeln!(f, "  mmio {name:<16} {count:>10}")?;
             }
+        }
+        // Every pass-through interrupt, a silent one too (a line that never fired is news).
+        for (intid, name, count) in &self.per_irq {
+            writeln!(f, "  irq  {name:<16} {count:>10}  (INTID {intid})")?;
         }
         Ok(())
     }

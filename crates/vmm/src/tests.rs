@@ -479,6 +479,33 @@ fn stats_count_a_scripted_sequence() {
 }
 
 #[test]
+fn each_passthrough_interrupt_is_counted_by_name() {
+    with_vm(|vm, _| {
+        vm.stats
+            .name_irqs([(34, "pl031-rtc"), (79, "virtio-rng")].into_iter());
+        for _ in 0..3 {
+            vm.handle(Event::Irq { intid: 79 });
+        }
+        vm.handle(Event::Irq { intid: 500 });
+        assert_eq!(
+            (vm.stats.irq(79), vm.stats.irq(34), vm.stats.irq(500)),
+            (3, 0, 0)
+        );
+        assert_eq!(vm.stats.total(ExitClass::PassthroughIrq), 4);
+        let report = alloc::format!("{}", vm.stats);
+        assert!(
+            report.contains("  irq  virtio-rng                3  (INTID 79)"),
+            "{report}"
+        );
+        // A line that never fired is listed too.
+        assert!(
+            report.contains("  irq  pl031-rtc                 0  (INTID 34)"),
+            "{report}"
+        );
+    });
+}
+
+#[test]
 fn devices_can_raise_lines_outside_a_guest_access() {
     with_vm(|vm, _| {
         vm.with_device_ctx(|ctx| ctx.irq.set_level(41, true));

@@ -236,7 +236,7 @@ mod tests {
         assert!(
             run(&args("plan rpi4"))
                 .unwrap_err()
-                .contains("unknown platform \"rpi4\"; known: qemu-virt, orin-agx")
+                .contains("unknown platform \"rpi4\"; known: qemu-virt, orin-agx, qemu-virt-pt")
         );
         assert!(
             run(&args("plan qemu-virt --yaml"))
@@ -254,6 +254,9 @@ mod tests {
                 .contains("unknown command")
         );
         assert_eq!(run(&args("check orin-agx")).unwrap(), "orin-agx: ok\n");
-        assert_eq!(run(&args("platforms")).unwrap(), "qemu-virt\norin-agx\n");
+        assert_eq!(
+            run(&args("platforms")).unwrap(),
+            "qemu-virt\norin-agx\nqemu-virt-pt\n"
+        );
     }
 }
