@@ -137,22 +137,29 @@ if ((!bare)); then
     qpid=$!
     tail -f --pid=$qpid "$log" 2>/dev/null &
     tpid=$!
+    # The VMM's own lines start a line; everything the guest prints through the VMM carries a
+    # "[guest ...]" prefix, so a guest cannot print the verdict lines below. The limit is
+    # elapsed time, not a count of sleeps.
     qrc=124
-    for ((i = 0; i < timeout_s * 10; i++)); do
+    deadline=$((SECONDS + timeout_s))
+    while ((SECONDS < deadline)); do
         if ! kill -0 $qpid 2>/dev/null; then wait $qpid; qrc=$?; break; fi
-        if grep -aq 'vmm: halted' "$log"; then qrc=0; kill $qpid; wait $qpid 2>/dev/null; break; fi
+        if grep -aq '^vmm: halted' "$log"; then qrc=0; kill $qpid; wait $qpid 2>/dev/null; break; fi
         sleep 0.1
     done
     if ((qrc == 124)); then kill $qpid 2>/dev/null; wait $qpid 2>/dev/null; fi
     sleep 0.2; kill $tpid 2>/dev/null; wait $tpid 2>/dev/null
-    grep -aq 'vmm: guest ended (PowerOff)' "$log" || { ((qrc == 0)) && qrc=1; }
+    if [[ -z $expect ]] && ((qrc == 0)) && ! grep -aq '^\[vmm INFO \] vmm: guest ended (PowerOff)' "$log"; then
+        qrc=1
+    fi
 # --foreground: QEMU may use the terminal (mon:stdio); -k: SIGKILL if SIGTERM is not enough.
 elif [[ -t 0 ]]; then
     timeout --foreground -k 10 "$timeout_s" "${cmd[@]}" 2>&1 | tee "$log"
+    qrc=${PIPESTATUS[0]}
 else
     timeout --foreground -k 10 "$timeout_s" "${cmd[@]}" </dev/null 2>&1 | tee "$log"
+    qrc=${PIPESTATUS[0]}
 fi
-qrc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)
 if [[ -t 0 ]]; then stty sane 2>/dev/null || true; fi  # in case QEMU was killed in raw mode

@@ -7,10 +7,12 @@ use hypervisor::VcpuId;
 
 const SLOTS: usize = 64;
 
-/// Remembers the first [`SLOTS`] addresses it warned about; past that it warns once more and
-/// then only counts.
+/// Remembers the first [`SLOTS`] keys it was asked about; past that it says once, naming
+/// what it stopped reporting, that later ones are counted and not logged.
 #[derive(Debug)]
 pub struct LogOnce {
+    /// What its warnings are about, for the message when it is full.
+    what: &'static str,
     addrs: [u64; SLOTS],
     len: usize,
     overflow: u64,
@@ -18,16 +20,28 @@ pub struct LogOnce {
 
 impl Default for LogOnce {
     fn default() -> Self {
+        Self::new("mmio: unhandled accesses (by address)")
+    }
+}
+
+impl LogOnce {
+    /// An empty table for warnings about `what`.
+    pub const fn new(what: &'static str) -> Self {
         Self {
+            what,
             addrs: [0; SLOTS],
             len: 0,
             overflow: 0,
         }
     }
-}
 
-impl LogOnce {
-    /// True the first time `addr` is seen (the caller logs), false afterwards.
+    /// Keys seen after the table was full (not logged).
+    pub fn suppressed(&self) -> u64 {
+        self.overflow
+    }
+
+    /// True the first time `addr` is seen (the caller logs), false afterwards. Once the table
+    /// is full it logs, the first time only, that it stops reporting.
     pub fn first(&mut self, addr: u64) -> bool {
         let seen = self
             .addrs
@@ -43,7 +57,13 @@ impl LogOnce {
             return true;
         }
         self.overflow = self.overflow.saturating_add(1);
-        self.overflow == 1
+        if self.overflow == 1 {
+            log::warn!(
+                "{}: {SLOTS} distinct ones logged; later ones are counted, not logged",
+                self.what
+            );
+        }
+        false
     }
 
     /// Distinct addresses remembered.

@@ -185,6 +185,14 @@ impl Psci {
         }
     }
 
+    /// Whether any vCPU is on or about to be (CPU_ON accepted).
+    pub fn any_running(&self) -> bool {
+        self.states
+            .iter()
+            .take(usize::from(self.vcpus))
+            .any(|s| *s != PowerState::Off)
+    }
+
     fn set(&mut self, vcpu: VcpuId, s: PowerState) {
         if let Some(slot) = self.states.get_mut(vcpu.index()) {
             *slot = s;

@@ -199,16 +199,31 @@ struct Cpu {
 }
 
 /// Log-once keys: a kind in the high bits, a number in the low.
+/// The kinds of warning, each with a log-once table of its own (with one table for all, 64
+/// distinct bad SGIs silenced a later routing warning).
 mod key {
-    pub const BAD_VCPU: u64 = 1 << 40;
-    pub const SET_LEVEL: u64 = 2 << 40;
-    pub const PHYS_IRQ: u64 = 3 << 40;
-    pub const VPPI: u64 = 4 << 40;
-    pub const MAINTENANCE: u64 = 5 << 40;
-    pub const SGI: u64 = 6 << 40;
-    pub const ROUTE: u64 = 7 << 40;
-    pub const INJECT: u64 = 8 << 40;
-    pub const NO_LRS: u64 = 9 << 40;
+    pub const BAD_VCPU: usize = 0;
+    pub const SET_LEVEL: usize = 1;
+    pub const PHYS_IRQ: usize = 2;
+    pub const VPPI: usize = 3;
+    pub const MAINTENANCE: usize = 4;
+    pub const SGI: usize = 5;
+    pub const ROUTE: usize = 6;
+    pub const INJECT: usize = 7;
+    pub const NO_LRS: usize = 8;
+    pub const KINDS: usize = 9;
+    /// What each kind's warnings are about.
+    pub const NAMES: [&str; KINDS] = [
+        "vgic: requests for a vCPU that does not exist",
+        "vgic: lines raised for interrupts no device has",
+        "vgic: physical interrupts of no pass-through line",
+        "vgic: virtual PPIs of another INTID than the timer's",
+        "vgic: maintenance for list registers holding nothing",
+        "vgic: bad SGI requests",
+        "vgic: SPIs routed to no vCPU",
+        "vgic: list registers refused by the kernel",
+        "vgic: vCPUs without list registers",
+    ];
 }
 
 /// The emulated GICv3.
@@ -228,10 +243,15 @@ pub struct Vgic {
     spi_priority: Vec<u8>,
     /// `GICD_IROUTER` by INTID (the first 32 unused).
     route: Vec<u64>,
-    log: LogOnce,
+    log: [LogOnce; key::KINDS],
 }
 
 impl Vgic {
+    /// True the first time `detail` is seen for warning kind `kind` (the caller logs).
+    fn log_first(&mut self, kind: usize, detail: u64) -> bool {
+        self.log.get_mut(kind).is_some_and(|t| t.first(detail))
+    }
+
     /// The vGIC of `platform`: its vCPU count, GICD/GICR windows, SPIs up to
     /// [`Platform::max_spi`], and its pass-through interrupts with their triggers. Every vCPU
     /// starts offline with its redistributor asleep; the event loop powers vCPU 0 on at boot.
@@ -274,7 +294,7 @@ impl Vgic {
             spis,
             spi_priority: vec![0; nr_irqs as usize],
             route: vec![0; nr_irqs as usize],
-            log: LogOnce::default(),
+            log: key::NAMES.map(LogOnce::new),
         };
         for p in platform.passthrough_irqs {
             let irq = Irq::Spi(p.spi.intid());
@@ -431,7 +451,7 @@ impl Vgic {
         } else {
             c.lrs.resize(n, Lr::Free);
         }
-        if n == 0 && self.log.first(key::NO_LRS | v as u64) {
+        if n == 0 && self.log_first(key::NO_LRS, v as u64) {
             log::error!("vgic: vcpu{v} has no list registers: it gets no interrupts");
         }
     }
@@ -511,7 +531,7 @@ impl Vgic {
                 }
             }
             Err(e) => {
-                if self.log.first(key::INJECT | (v as u64) << 8 | slot as u64) {
+                if self.log_first(key::INJECT, (v as u64) << 8 | slot as u64) {
                     log::warn!("vgic: injecting INTID {intid} into vcpu{v} LR{slot}: {e}");
                 }
                 Lr::Stale(None)
@@ -524,7 +544,7 @@ impl Vgic {
             let route = self.route.get(i as usize).copied().unwrap_or(0);
             if route & regs::gicd::IROUTER_IRM == 0
                 && self.named_vcpu(route) != Some(v)
-                && self.log.first(key::ROUTE | u64::from(i))
+                && self.log_first(key::ROUTE, u64::from(i))
             {
                 log::warn!(
                     "vgic: SPI INTID {i} routed to {route:#x} (no such vCPU online); delivered to vcpu{v}"
@@ -585,7 +605,7 @@ impl Vgic {
             let aff0 = rs << 4 | n; // rs < 16, n < 16
             if upper == 0 && aff0 < self.cpus.len() {
                 self.pend_sgi(hyp, aff0, intid);
-            } else if self.log.first(key::SGI | value & 0x00ff_f0ff_00ff_ffff) {
+            } else if self.log_first(key::SGI, value & 0x00ff_f0ff_00ff_ffff) {
                 log::warn!("vgic: vcpu{from} sent SGI {intid} to {value:#x}: no such vCPU");
             }
         }
@@ -596,7 +616,7 @@ impl Vgic {
         if v < self.cpus.len() {
             return Some(v);
         }
-        if self.log.first(key::BAD_VCPU | v as u64) {
+        if self.log_first(key::BAD_VCPU, v as u64) {
             log::warn!("vgic: {what} for {vcpu}, which does not exist: ignored");
         }
         None
@@ -727,7 +747,7 @@ impl InterruptController for Vgic {
 
     fn set_level(&mut self, hyp: &mut dyn Hypervisor, intid: u32, level: bool) {
         let Some(irq) = self.spi(intid) else {
-            if self.log.first(key::SET_LEVEL | u64::from(intid)) {
+            if self.log_first(key::SET_LEVEL, u64::from(intid)) {
                 log::warn!("vgic: set_level on INTID {intid}: not an implemented SPI; ignored");
             }
             return;
@@ -737,7 +757,7 @@ impl InterruptController for Vgic {
             return;
         };
         if b.hw & bit != 0 {
-            if self.log.first(key::SET_LEVEL | u64::from(intid)) {
+            if self.log_first(key::SET_LEVEL, u64::from(intid)) {
                 log::warn!("vgic: set_level on pass-through INTID {intid}; ignored");
             }
             return;
@@ -758,7 +778,7 @@ impl InterruptController for Vgic {
 
     fn physical_irq(&mut self, hyp: &mut dyn Hypervisor, intid: u32) {
         let Some(irq) = self.spi(intid) else {
-            if self.log.first(key::PHYS_IRQ | u64::from(intid)) {
+            if self.log_first(key::PHYS_IRQ, u64::from(intid)) {
                 log::error!("vgic: physical INTID {intid} is not an SPI of the guest; left masked");
             }
             return;
@@ -781,7 +801,7 @@ impl InterruptController for Vgic {
         } else {
             b.line |= bit;
         }
-        if unknown && self.log.first(key::PHYS_IRQ | u64::from(intid)) {
+        if unknown && self.log_first(key::PHYS_IRQ, u64::from(intid)) {
             log::warn!("vgic: physical INTID {intid} is not a pass-through SPI; taken as level");
         }
         if edge {
@@ -827,8 +847,9 @@ impl InterruptController for Vgic {
                 }
             }
             _ => {
-                if self.log.first(
-                    key::MAINTENANCE | (v as u64) << 8 | lr.map_or(0xff, |i| i as u64 & 0xff),
+                if self.log_first(
+                    key::MAINTENANCE,
+                    (v as u64) << 8 | lr.map_or(0xff, |i| i as u64 & 0xff),
                 ) {
                     log::warn!(
                         "vgic: {vcpu} maintenance for list register {lr:?}, which holds nothing the vGIC injected"
@@ -844,7 +865,7 @@ impl InterruptController for Vgic {
             return;
         };
         if !(16..32).contains(&intid) {
-            if self.log.first(key::VPPI | u64::from(intid)) {
+            if self.log_first(key::VPPI, u64::from(intid)) {
                 log::warn!("vgic: virtual PPI event for INTID {intid}, not a PPI; ignored");
             }
             return;
@@ -877,7 +898,7 @@ impl InterruptController for Vgic {
             // Group 0 and Secure Group 1 SGIs: every interrupt of the guest is Non-secure
             // Group 1, so the architecture forwards them to no PE.
             SysReg::ICC_SGI0R_EL1 | SysReg::ICC_ASGI1R_EL1 => {
-                if self.log.first(key::SGI | 1 << 39 | u64::from(reg.op2)) {
+                if self.log_first(key::SGI, 1 << 39 | u64::from(reg.op2)) {
                     log::warn!(
                         "[{vcpu}] {reg:?} (value {value:#x}): no Group 0 or Secure interrupts; ignored"
                     );

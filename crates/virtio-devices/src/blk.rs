@@ -19,6 +19,8 @@ use guest_mem::GuestMemory;
 
 /// Sector size.
 pub const SECTOR: u64 = 512;
+/// VIRTIO_BLK_F_SIZE_MAX.
+pub const VIRTIO_BLK_F_SIZE_MAX: u64 = 1 << 1;
 /// VIRTIO_BLK_F_SEG_MAX.
 pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
 /// VIRTIO_BLK_F_RO.
@@ -45,6 +47,18 @@ pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
 pub const ID_LEN: usize = 20;
 /// Largest queue.
 pub const QUEUE_MAX: u16 = 256;
+/// `seg_max`: a request's data segments, leaving room for header and status in a chain of
+/// at most QUEUE_MAX descriptors.
+pub const SEG_MAX: u32 = QUEUE_MAX as u32 - 2;
+/// `size_max`: the largest segment. With SEG_MAX of them a request's chain stays under the
+/// queue's MAX_CHAIN_LEN (254 x 64 KiB + header + status < 16 MiB), so a driver that keeps
+/// to the advertised limits never has a request refused for its size.
+pub const SIZE_MAX: u32 = 64 * 1024;
+#[allow(clippy::panic)] // a compile-time check
+const _: () = assert!(
+    (SEG_MAX as u64 * SIZE_MAX as u64 + HEADER as u64) < crate::queue::MAX_CHAIN_LEN,
+    "seg_max x size_max must fit in one chain"
+);
 /// Configuration space exposed: capacity, size_max, seg_max, geometry, blk_size.
 pub const CONFIG_LEN: u32 = 24;
 
@@ -62,6 +76,7 @@ pub struct VirtioBlk<D> {
 enum Malformed {
     NoStatus = 0,
     ShortHeader = 1,
+    TooLarge = 2,
 }
 
 impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
@@ -113,10 +128,11 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
         let cause = why as u8;
         if self.log.first(cause) {
             let text = match cause {
-                0 => "request without a writable status byte",
-                _ => "request shorter than its 16-byte header",
+                0 => "request without a writable status byte: returned unanswered",
+                1 => "request shorter than its 16-byte header: returned unanswered",
+                _ => "request larger than seg_max x size_max allows: answered IOERR",
             };
-            log::warn!("virtio-blk: {text}: returned unanswered");
+            log::warn!("virtio-blk: {text}");
         }
     }
 
@@ -125,6 +141,16 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioBlk<D> {
         let writable = chain.writable_len();
         if writable == 0 {
             self.malformed(Malformed::NoStatus);
+            return Ok(0);
+        }
+        if chain.oversized() {
+            // More than the queue serves in one chain (beyond SEG_MAX x SIZE_MAX): this
+            // request fails, the device goes on. The chain kept only its last writable
+            // buffer, whose last byte is the status.
+            self.malformed(Malformed::TooLarge);
+            let mut w = chain.writer();
+            w.skip(writable.saturating_sub(1));
+            w.write(mem, &[VIRTIO_BLK_S_IOERR])?;
             return Ok(0);
         }
         let mut hdr = [0u8; HEADER];
@@ -201,7 +227,11 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioDevice for VirtioBlk<D> {
 
     fn features(&self) -> u64 {
         let ro = if self.read_only { VIRTIO_BLK_F_RO } else { 0 };
-        VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | ro
+        VIRTIO_BLK_F_SIZE_MAX
+            | VIRTIO_BLK_F_SEG_MAX
+            | VIRTIO_BLK_F_BLK_SIZE
+            | VIRTIO_BLK_F_FLUSH
+            | ro
     }
 
     fn num_queues(&self) -> u16 {
@@ -218,10 +248,10 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VirtioDevice for VirtioBlk<D> {
 
     fn read_config(&self, offset: u32, data: &mut [u8]) {
         let mut space = [0u8; CONFIG_LEN as usize];
-        let fields: [(usize, &[u8]); 3] = [
+        let fields: [(usize, &[u8]); 4] = [
             (0, &self.capacity().to_le_bytes()),
-            // seg_max: a request's data segments, leaving room for header and status.
-            (12, &u32::from(QUEUE_MAX - 2).to_le_bytes()),
+            (8, &SIZE_MAX.to_le_bytes()),
+            (12, &SEG_MAX.to_le_bytes()),
             (20, &(SECTOR as u32).to_le_bytes()),
         ];
         for (off, bytes) in fields {

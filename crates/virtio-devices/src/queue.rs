@@ -84,8 +84,6 @@ pub enum QueueError {
     },
     /// A used-ring update for a head that is not a descriptor index.
     UsedHead(u16),
-    /// A chain whose buffers add up to more than [`MAX_CHAIN_LEN`] bytes.
-    ChainTooBig(u64),
     /// A guest memory access failed.
     Mem(MemError),
 }
@@ -105,7 +103,6 @@ impl QueueError {
             QueueError::OutsideRam { .. } => 8,
             QueueError::UsedHead(_) => 9,
             QueueError::Mem(_) => 10,
-            QueueError::ChainTooBig(_) => 11,
         }
     }
 }
@@ -127,17 +124,16 @@ impl fmt::Display for QueueError {
                 "avail.idx {avail} is more than the queue size ahead of {last}"
             ),
             QueueError::DescIndex(i) => write!(f, "descriptor index {i} outside the table"),
-            QueueError::ChainTooBig(len) => write!(
-                f,
-                "descriptor chain of {len} bytes (more than {MAX_CHAIN_LEN})"
-            ),
             QueueError::ChainTooLong => f.write_str("descriptor chain longer than the queue"),
             QueueError::IndirectNotNegotiated => {
                 f.write_str("indirect descriptor without VIRTIO_F_INDIRECT_DESC")
             }
             QueueError::NestedIndirect => f.write_str("indirect descriptor in an indirect table"),
             QueueError::IndirectWithNext => f.write_str("indirect descriptor with NEXT"),
-            QueueError::IndirectLength(l) => write!(f, "indirect table of {l} bytes"),
+            QueueError::IndirectLength(l) => write!(
+                f,
+                "indirect table of {l} bytes (not whole descriptors, or more than the queue holds)"
+            ),
             QueueError::ReadableAfterWritable => {
                 f.write_str("device-readable descriptor after a device-writable one")
             }
@@ -191,9 +187,19 @@ pub struct Chain {
     head: u16,
     descs: Vec<Desc>,
     readable: usize,
+    /// Buffers adding up to more than [`MAX_CHAIN_LEN`]: only the last writable descriptor
+    /// is kept, for a device to answer in (virtio-blk's status byte).
+    oversized: bool,
 }
 
 impl Chain {
+    /// Whether its buffers add up to more than [`MAX_CHAIN_LEN`]. Such a chain holds only its
+    /// last writable descriptor (if it has one): the request is refused, the device is not
+    /// reset.
+    pub fn oversized(&self) -> bool {
+        self.oversized
+    }
+
     /// The head index, to hand back with [`QueueAccess::add_used`].
     pub fn head(&self) -> u16 {
         self.head
@@ -667,6 +673,12 @@ impl<'a> QueueAccess<'a> {
         Ok(pending)
     }
 
+    /// Ends this round early: chains still in the ring are taken at the next poll (a device
+    /// whose work per chain is slow, the console, bounds the time of one exit this way).
+    pub fn defer(&mut self) {
+        self.vq.pending = true;
+    }
+
     /// True when the driver has made a chain available that is not popped yet.
     pub fn has_available(&self) -> Result<bool, QueueError> {
         Ok(self.avail_pending()? > 0)
@@ -719,8 +731,17 @@ impl<'a> QueueAccess<'a> {
         let mut idx = head;
         let mut seen_writable = false;
         let mut total = 0u64;
-        // Each iteration visits one descriptor; a chain may visit at most `size` of them.
-        for _ in 0..size {
+        let mut last_writable = None;
+        // Each iteration visits one descriptor: at most `size` in the descriptor table, and an
+        // indirect table (no longer than the queue, §2.7.5.3.1: a chain is at most Queue Size
+        // descriptors) starts a count of its own, so a table of `size` entries, the one Linux
+        // builds for a virtio-blk request of `seg_max` segments, is walked whole.
+        let mut visits_left = u32::from(size);
+        loop {
+            if visits_left == 0 {
+                return Err(QueueError::ChainTooLong);
+            }
+            visits_left = visits_left.saturating_sub(1);
             if u32::from(idx) >= table_len {
                 return Err(QueueError::DescIndex(idx));
             }
@@ -761,7 +782,7 @@ impl<'a> QueueAccess<'a> {
                 if flags & VIRTQ_DESC_F_NEXT != 0 {
                     return Err(QueueError::IndirectWithNext);
                 }
-                if len == 0 || !len.is_multiple_of(16) {
+                if len == 0 || !len.is_multiple_of(16) || len >> 4 > u32::from(size) {
                     return Err(QueueError::IndirectLength(len));
                 }
                 if !self.mem.contains(addr, u64::from(len)) {
@@ -771,7 +792,8 @@ impl<'a> QueueAccess<'a> {
                     });
                 }
                 table = addr;
-                table_len = len >> 4; // len / 16
+                table_len = len >> 4; // len / 16, at most `size` (checked above)
+                visits_left = table_len;
                 in_indirect = true;
                 idx = 0;
                 continue;
@@ -789,10 +811,18 @@ impl<'a> QueueAccess<'a> {
                 });
             }
             total = total.saturating_add(u64::from(len));
-            if total > MAX_CHAIN_LEN {
-                return Err(QueueError::ChainTooBig(total));
+            if writable && len > 0 {
+                last_writable = Some(Desc {
+                    addr,
+                    len,
+                    writable,
+                });
             }
-            if len > 0 {
+            if total > MAX_CHAIN_LEN {
+                // Too much to serve: walked to its end (bounded as any chain) but not kept.
+                descs.clear();
+                readable = 0;
+            } else if len > 0 {
                 descs.push(Desc {
                     addr,
                     len,
@@ -803,15 +833,19 @@ impl<'a> QueueAccess<'a> {
                 }
             }
             if flags & VIRTQ_DESC_F_NEXT == 0 {
+                let oversized = total > MAX_CHAIN_LEN;
+                if oversized {
+                    descs = last_writable.into_iter().collect();
+                }
                 return Ok(Chain {
                     head,
                     descs,
                     readable,
+                    oversized,
                 });
             }
             idx = next;
         }
-        Err(QueueError::ChainTooLong)
     }
 
     /// Returns chain `head` to the driver with `len` bytes written: the used element first,
@@ -942,7 +976,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chain_longer_than_max_chain_len_is_an_error() {
+    fn a_chain_longer_than_max_chain_len_is_refused_not_fatal() {
         let mut ram = vec![0u8; 4 << 20];
         let mem = GuestMemory::new(GuestPhysAddr(BASE), &mut ram);
         let mut vq = queue(&mem, 8);
@@ -958,10 +992,63 @@ mod tests {
         publish(&mem, &vq, 2, 0);
         vq.begin_round();
         let mut q = QueueAccess::new(&mut vq, &mem);
-        assert_eq!(
-            q.pop(),
-            Err(QueueError::ChainTooBig(MAX_CHAIN_LEN + (4 << 20)))
+        // Popped (the queue goes on), marked, and holding nothing to copy: these descriptors
+        // are all device-readable, so not even a status byte to answer in.
+        let c = q.pop().unwrap().unwrap();
+        assert!(c.oversized());
+        assert_eq!((c.len(), c.descs().len()), (0, 0));
+        // The same with the last descriptor writable: it alone is kept.
+        desc(
+            &mem,
+            BASE + 16 * 4,
+            BASE + 0x2000,
+            64,
+            VIRTQ_DESC_F_WRITE,
+            0,
         );
+        publish(&mem, &vq, 3, 0);
+        vq.begin_round();
+        let mut q = QueueAccess::new(&mut vq, &mem);
+        let c = q.pop().unwrap().unwrap();
+        assert!(c.oversized());
+        assert_eq!((c.readable_len(), c.writable_len()), (0, 64));
+    }
+
+    #[test]
+    fn an_indirect_table_as_long_as_the_queue_is_walked_whole() {
+        let mut ram = vec![0u8; 0x10000];
+        let mem = GuestMemory::new(GuestPhysAddr(BASE), &mut ram);
+        let mut vq = queue(&mem, 8);
+        let table = BASE + 0x4000;
+        // Header, 6 data segments, status: 8 entries in a queue of 8 (virtio-blk's seg_max =
+        // size - 2), after an INDIRECT descriptor in the ring's table.
+        for i in 0..8u16 {
+            let flags = if i < 7 { VIRTQ_DESC_F_NEXT } else { 0 }
+                | if i >= 1 { VIRTQ_DESC_F_WRITE } else { 0 };
+            desc(
+                &mem,
+                table + 16 * u64::from(i),
+                BASE + 0x8000 + 512 * u64::from(i),
+                512,
+                flags,
+                i + 1,
+            );
+        }
+        desc(&mem, BASE, table, 8 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+        publish(&mem, &vq, 1, 0);
+        vq.begin_round();
+        let mut q = QueueAccess::new(&mut vq, &mem);
+        let c = q.pop().unwrap().unwrap();
+        assert_eq!(
+            (c.descs().len(), c.readable_len(), c.writable_len()),
+            (8, 512, 7 * 512)
+        );
+        // One entry more than the queue is refused.
+        desc(&mem, BASE, table, 9 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+        publish(&mem, &vq, 2, 0);
+        vq.begin_round();
+        let mut q = QueueAccess::new(&mut vq, &mem);
+        assert_eq!(q.pop(), Err(QueueError::IndirectLength(9 * 16)));
     }
 
     #[test]

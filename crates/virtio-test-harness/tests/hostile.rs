@@ -228,7 +228,8 @@ fn chain_longer_than_the_queue_needs_reset() {
     let mut q = rig
         .bring_up(0, V1 | VIRTIO_F_INDIRECT_DESC, &[(0, 4)])
         .remove(0);
-    // An indirect table of 8 linked descriptors in a queue of 4.
+    // An indirect table of 8 linked descriptors in a queue of 4 (a chain is at most the
+    // queue's size, §2.7.5.3.1).
     let table = rig.alloc(16 * 8, 16);
     let buf = rig.alloc(16, 16);
     for i in 0..8u16 {
@@ -237,7 +238,62 @@ fn chain_longer_than_the_queue_needs_reset() {
     rig.set_desc(&q, 0, table, 16 * 8, INDIRECT, 0);
     rig.push_avail(&mut q, 0);
     rig.notify(0, 0);
-    assert_needs_reset(&mut rig, "longer than the queue");
+    assert_needs_reset(&mut rig, "indirect table of 128 bytes");
+}
+
+#[test]
+fn a_full_length_indirect_table_is_served() {
+    // What Linux builds for a request of seg_max = size - 2 segments: header, 254 data
+    // segments, status: 256 entries, as many as the queue has.
+    let mut rig = Rig::new(vec![blk_dev(256)]);
+    rig.place_bars();
+    let mut q = rig
+        .bring_up(0, V1 | VIRTIO_F_INDIRECT_DESC, &[(0, 256)])
+        .remove(0);
+    let r = blk_req(&mut rig, 0, 0, 254 * 512); // read 254 sectors
+    let table = rig.alloc(16 * 256, 16);
+    rig.write_desc_at(table, r.hdr, 16, NEXT, 1);
+    for i in 0..254u16 {
+        let seg = r.data + 512 * u64::from(i);
+        rig.write_desc_at(table + 16 * u64::from(i + 1), seg, 512, WRITE | NEXT, i + 2);
+    }
+    rig.write_desc_at(table + 16 * 255, r.status, 1, WRITE, 0);
+    rig.set_desc(&q, 0, table, 16 * 256, INDIRECT, 0);
+    rig.push_avail(&mut q, 0);
+    rig.notify(0, 0);
+    assert_eq!(rig.mem.u8_at(r.status), VIRTIO_BLK_S_OK);
+    assert_alive(&mut rig);
+}
+
+#[test]
+fn a_request_over_the_chain_limit_fails_alone() {
+    // 17 segments of 1 MiB (the rig's whole RAM, each time): more than a chain may carry.
+    // The request gets IOERR; the device and the next request go on.
+    let (mut rig, mut q) = blk_rig(V1, 32);
+    let r = blk_req(&mut rig, 0, 0, 512);
+    rig.set_desc(&q, 0, r.hdr, 16, NEXT, 1);
+    for i in 1..=17u16 {
+        rig.set_desc(&q, i, RAM_BASE, 1 << 20, WRITE | NEXT, i + 1);
+    }
+    rig.set_desc(&q, 18, r.status, 1, WRITE, 0);
+    rig.push_avail(&mut q, 0);
+    rig.notify(0, 0);
+    assert_eq!(rig.mem.u8_at(r.status), VIRTIO_BLK_S_IOERR);
+    assert_alive(&mut rig);
+    let lines = logs::take();
+    assert_eq!(
+        logs::count(&lines, "larger than seg_max x size_max"),
+        1,
+        "{lines:?}"
+    );
+    // The next, ordinary request is served.
+    let r2 = blk_req(&mut rig, 0, 0, 512);
+    rig.set_desc(&q, 20, r2.hdr, 16, NEXT, 21);
+    rig.set_desc(&q, 21, r2.data, 512, WRITE | NEXT, 22);
+    rig.set_desc(&q, 22, r2.status, 1, WRITE, 0);
+    rig.push_avail(&mut q, 20);
+    rig.notify(0, 0);
+    assert_eq!(rig.mem.u8_at(r2.status), VIRTIO_BLK_S_OK);
 }
 
 #[test]
@@ -740,6 +796,34 @@ fn intx_disable_masks_the_line() {
 // ---- console and net ----
 
 #[test]
+fn console_output_is_bounded_per_write_and_per_exit() {
+    use virtio_devices::console::{MAX_WRITE, ROUND_WRITE};
+    let sink = SharedSink::default();
+    let mut rig = Rig::new(vec![console_dev(&sink)]);
+    rig.place_bars();
+    let mut qs = rig.bring_up(0, V1, &[(0, 4), (1, 4)]);
+    let tx = &mut qs[1];
+    // Four writes of the whole 1 MiB RAM each: one notify used to print 4 MiB.
+    for i in 0..4u16 {
+        rig.set_desc(tx, i, RAM_BASE, 1 << 20, 0, 0);
+        rig.push_avail(tx, i);
+    }
+    rig.notify(0, 1);
+    // One exit: at most ROUND_WRITE bytes reach the sink, each write cut at MAX_WRITE.
+    assert_eq!(sink.contents().len() as u64, ROUND_WRITE.min(MAX_WRITE));
+    assert_eq!(rig.used_elem(tx, 0), (0, 0));
+    let lines = logs::take();
+    assert_eq!(logs::count(&lines, "the rest dropped"), 1, "{lines:?}");
+    // The rest waits for the transport's polls, a round each.
+    for _ in 0..3 {
+        rig.poll();
+    }
+    assert_eq!(sink.contents().len() as u64, 4 * MAX_WRITE);
+    assert_eq!(rig.used_elem(tx, 3), (3, 0));
+    assert_alive(&mut rig);
+}
+
+#[test]
 fn console_transmit_chain_with_writable_buffers_outputs_only_readable() {
     let sink = SharedSink::default();
     let mut rig = Rig::new(vec![console_dev(&sink)]);
@@ -840,4 +924,35 @@ fn net_transmit_shorter_than_header_is_dropped() {
         "{lines:?}"
     );
     assert_alive(&mut rig);
+}
+
+#[test]
+fn unhandled_accesses_say_when_they_stop_being_logged() {
+    let _serial = virtio_test_harness::serial();
+    let _ = logs::take();
+    let mut log = mmio_bus::LogOnce::default();
+    for a in 0..70u64 {
+        log.warn(
+            hypervisor::VcpuId(1),
+            GuestPhysAddr(0x0c00_0000 + 8 * a),
+            AccessSize::Word,
+            None,
+            "no device",
+        );
+    }
+    let lines = logs::take();
+    assert_eq!(
+        logs::count(&lines, "unhandled 4-byte read"),
+        64,
+        "{lines:?}"
+    );
+    assert_eq!(
+        logs::count(
+            &lines,
+            "mmio: unhandled accesses (by address): 64 distinct ones logged; later ones are counted, not logged"
+        ),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(log.suppressed(), 6);
 }

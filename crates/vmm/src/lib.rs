@@ -459,7 +459,15 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
                 self.gic.vcpu_power(&mut self.hyp, vcpu, false);
                 self.hyp.stop_vcpu(vcpu);
                 log::info!("[{vcpu}] PSCI CPU_OFF");
-                Reply::Stopped
+                if self.psci.any_running() {
+                    Reply::Stopped
+                } else {
+                    // Nobody is left to CPU_ON anyone: the VM could never run again.
+                    log::error!(
+                        "[{vcpu}] PSCI CPU_OFF of the last running vCPU: no vCPU left, ending the VM"
+                    );
+                    Reply::Shutdown(SystemEvent::Crash)
+                }
             }
             Action::Suspend => self.idle(vcpu),
             Action::SystemOff => Reply::Shutdown(SystemEvent::PowerOff),

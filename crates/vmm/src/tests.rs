@@ -384,6 +384,23 @@ fn cpu_off_stops_and_system_off_ends() {
 }
 
 #[test]
+fn cpu_off_of_the_last_vcpu_ends_the_vm() {
+    with_vm(|vm, _| {
+        vm.hyp.regs[0][..4].copy_from_slice(&[u64::from(psci::fid::CPU_ON_64), 1, RAM, 0]);
+        exit(vm, 0, esr_hvc(), 0);
+        vm.hyp.regs[0][0] = u64::from(psci::fid::CPU_OFF);
+        assert_eq!(vm.handle(Event::Hvc { vcpu: VcpuId(0) }), Reply::Stopped);
+        // vcpu1 was the last one on: nothing could ever start a vCPU again.
+        vm.hyp.regs[1][0] = u64::from(psci::fid::CPU_OFF);
+        assert_eq!(
+            vm.handle(Event::Hvc { vcpu: VcpuId(1) }),
+            Reply::Shutdown(SystemEvent::Crash)
+        );
+        assert_eq!(vm.hyp.stopped, [VcpuId(0), VcpuId(1)]);
+    });
+}
+
+#[test]
 fn wfi_idles_until_an_interrupt_is_pending() {
     with_vm(|vm, _| {
         assert_eq!(exit(vm, 1, Esr((0x01 << 26) | IL), 0), Reply::Idle);
