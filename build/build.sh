@@ -6,6 +6,7 @@
 #   otherwise: rust-sel4's kernel loader ELF, build/out/image.elf, which QEMU's -kernel runs.
 #
 # Usage: build/build.sh [--platform qemu-virt|qemu-virt-pt|orin-agx] [--efi] [--run] [--log LEVEL]
+#                       [--guest-kernel IMAGE]   (QEMU: another arm64 Image than Debian's)
 #
 # Needs (see support/sel4/README.md; nothing here fetches or builds seL4 or rust-sel4):
 #   SEL4_PREFIX         seL4 16.0.0 install prefix built for the platform
@@ -19,14 +20,15 @@
 # QEMU with support/qemu/run.sh (qemu-virt only) and exits with the runner's status.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-platform=qemu-virt run=0 efi=0 log_level=info
+platform=qemu-virt run=0 efi=0 log_level=info guest_kernel=""
 while (($#)); do
     case $1 in
         --platform) platform=$2; shift 2 ;;
         --efi) efi=1; shift ;;
         --run) run=1; shift ;;
         --log) log_level=$2; shift 2 ;;
-        -h|--help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --guest-kernel) guest_kernel=$2; shift 2 ;;
+        -h|--help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -77,7 +79,7 @@ case $platform in
         step "guest images (images/qemu-virt/build.sh)"
         "$repo/images/qemu-virt/build.sh" --out "$repo/images/qemu-virt/out"
         img=$repo/images/qemu-virt/out
-        export VMM_GUEST_KERNEL=$img/Image VMM_GUEST_INITRD=$img/initramfs.cpio.gz VMM_GUEST_DISK=$img/disk.img ;;
+        export VMM_GUEST_KERNEL=${guest_kernel:-$img/Image} VMM_GUEST_INITRD=$img/initramfs.cpio.gz VMM_GUEST_DISK=$img/disk.img ;;
     orin-agx)
         step "guest images (images/orin-agx, built with Yocto)"
         for var in VMM_GUEST_KERNEL VMM_GUEST_INITRD VMM_GUEST_DISK; do

@@ -27,7 +27,12 @@ set(KernelArmExportVCNTUser ON CACHE BOOL "")
 set(KernelRootCNodeSizeBits "16" CACHE STRING "")
 # Debug output for the VMM's log and the guest's console, and readable kernel errors.
 set(KernelVerificationBuild OFF CACHE BOOL "")
-set(KernelDebugBuild ON CACHE BOOL "")
-set(KernelPrinting ON CACHE BOOL "")
+# No debug build: a guest's HVC is taken as an seL4 system call, and a debug kernel's
+# system calls need no capability (seL4_DebugHalt stops the machine, seL4_DebugPutChar prints
+# unprefixed text, seL4_DebugSendIPI sends any SGI). The root task prints on the UART itself
+# (crates/root-task/src/uart.rs). -DKernelDebugBuild=ON -DKernelPrinting=ON for kernel work
+# only, never with an untrusted guest.
+set(KernelDebugBuild OFF CACHE BOOL "")
+set(KernelPrinting OFF CACHE BOOL "")
 # Non-MCS: faults are replied to with the caller's reply cap.
 set(KernelIsMCS OFF CACHE BOOL "")

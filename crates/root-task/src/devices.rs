@@ -24,13 +24,13 @@ const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const VMM_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x00, 0x02];
 const VMM_IP: [u8; 4] = [10, 0, 2, 2];
 
-/// Guest console output on seL4's debug console.
+/// Guest console output on the VMM's UART.
 pub struct DebugOut;
 
 impl ConsoleSink for DebugOut {
     fn write_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            sel4::debug_put_char(b);
+            crate::uart::putc(b);
         }
     }
 

@@ -1,4 +1,4 @@
-//! The VMM's log, on seL4's debug console.
+//! The VMM's log, on the board's UART (`uart.rs`).
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -22,7 +22,7 @@ impl Log for DebugConsole {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            sel4::debug_println!("[vmm {:<5}] {}", record.level(), record.args());
+            crate::out!("[vmm {:<5}] {}", record.level(), record.args());
         }
     }
 

@@ -20,6 +20,7 @@ mod images;
 mod logger;
 mod objects;
 mod space;
+mod uart;
 
 use alloc::vec::Vec;
 
@@ -79,18 +80,11 @@ const VCPU_PRIORITY: sel4::Word = 100;
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     logger::init();
     let p = PLATFORM;
-    log::info!(
-        "vmm: platform {} with {} vCPUs, {} MiB RAM at {}",
-        p.name,
-        p.vcpus,
-        p.ram.range.size >> 20,
-        p.ram.range.base
-    );
     match run(bootinfo, p) {
         Ok(event) => log::info!("vmm: guest ended ({event:?})"),
         Err(e) => log::error!("vmm: {e}"),
     }
-    sel4::debug_println!("vmm: halted");
+    out!("vmm: halted");
     init_thread::suspend_self()
 }
 
@@ -110,6 +104,18 @@ fn fail<E: core::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> SetupError
 fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, SetupError> {
     p.validate().map_err(fail("platform table"))?;
     let mut objs = Objects::new(bootinfo);
+    // The VMM's own output first: the kernel has no debug console to lend it.
+    let uart = uart::init(&mut objs, p.host.uart);
+    log::info!(
+        "vmm: platform {} with {} vCPUs, {} MiB RAM at {}",
+        p.name,
+        p.vcpus,
+        p.ram.range.size >> 20,
+        p.ram.range.base
+    );
+    if let Err(e) = uart {
+        log::warn!("vmm: {:?} not mapped ({e:?}): output through the kernel's console", p.host.uart);
+    }
     // The frames at fixed physical addresses are kept for the stage-2 mapping below.
     let fixed = |r: vmm_platform::GuestRange| r.base.0 as usize..(r.base.0 + r.size) as usize;
     if p.ram.identity {
@@ -146,8 +152,9 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     let lrs = backend::count_list_registers(probe);
     log::info!("vmm: GIC has {lrs} list registers");
 
-    // vCPUs: a TCB and a VCPU each; each thread's CSpace holds only its badged fault
-    // endpoint, so a guest HVC taken as a system call can reach nothing else.
+    // vCPUs: a TCB and a VCPU each; each thread's CSpace holds only its badged fault endpoint
+    // (send and grant-reply only): a guest HVC taken as a system call reaches nothing else,
+    // and what it sends there is checked like any fault message (event_loop).
     // With a core to spare, the VMM takes the last one for itself: a vCPU that shares its core
     // with the VMM is descheduled at every other vCPU's exit.
     let own_core = dedicate_last_core(p.vcpus).map_err(fail("VMM affinity"))?;
@@ -245,9 +252,12 @@ fn make_vcpu(
     // A two-slot CNode: slot 1 is the fault endpoint badged with the vCPU index.
     let cnode_slot = objs.alloc_blueprint(sel4::ObjectBlueprint::CNode { size_bits: 1 })?;
     let cnode = Objects::cap::<cap_type::CNode>(cnode_slot);
+    // The least the kernel accepts for a fault endpoint (send, and grant-reply for the reply
+    // cap): a guest HVC taken as a system call on this cap can neither receive (other vCPUs'
+    // faults) nor grant.
     cnode.absolute_cptr_from_bits_with_depth(1, 1).mint(
         &Objects::path(fault_ep_slot),
-        sel4::CapRights::all(),
+        sel4::CapRights::new(true, false, false, true),
         sel4::Word::from(i),
     )?;
     tcb.tcb_configure(
@@ -308,6 +318,42 @@ fn set_affinity(_tcb: sel4::cap::Tcb, _i: u8) -> sel4::Result<()> {
     Ok(())
 }
 
+/// The labels of the faults a vCPU thread raises (seL4 16, AArch64, hypervisor mode):
+/// CapFault (a refused system call), UnknownSyscall (an HVC seL4 does not know: SMCCC),
+/// VMFault, VGICMaintenance, VCPUFault, VPPIEvent.
+const FAULT_LABELS: [sel4::Word; 6] = [1, 2, 5, 6, 7, 8];
+
+/// Logs, the first time per vCPU, a message the guest sent through its fault endpoint.
+fn warn_forged(vcpu: VcpuId, label: sel4::Word) {
+    static SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let bit = 1u32 << (vcpu.0 & 31);
+    if SEEN.fetch_or(bit, core::sync::atomic::Ordering::Relaxed) & bit == 0 {
+        log::warn!(
+            "[{vcpu}] a message with label {label} through its fault endpoint (an HVC taken as \
+             an seL4 Send/Call by the guest): not a fault, ignored (later ones not logged)"
+        );
+    }
+}
+
+/// Answers a message the guest sent itself: a Call gets an empty reply (its vCPU runs on), a
+/// Send left no reply capability (seL4's Recv cleared the last one), so nothing happens. The
+/// vCPU's registers are not touched: after a Send it is running.
+fn reply_if_called() {
+    sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)));
+}
+
+/// Logs, the first time per vCPU, a system call of the guest the kernel refused.
+fn warn_refused(vcpu: VcpuId) {
+    static SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let bit = 1u32 << (vcpu.0 & 31);
+    if SEEN.fetch_or(bit, core::sync::atomic::Ordering::Relaxed) & bit == 0 {
+        log::warn!(
+            "[{vcpu}] an HVC taken as an seL4 system call on a capability the vCPU may not \
+             use: refused by the kernel, x0 = -1 (later ones not logged)"
+        );
+    }
+}
+
 fn event_loop(
     vm: &mut Vm<'_, Sel4Hyp, devices::Gic>,
     fault_ep: sel4::cap::Endpoint,
@@ -319,7 +365,7 @@ fn event_loop(
         let (info, badge) = fault_ep.recv(());
         events += 1;
         if PROGRESS_EVERY != 0 && events.is_multiple_of(PROGRESS_EVERY) {
-            sel4::debug_println!("vmm: {events} events\n{}", vm.stats);
+            out!("vmm: {events} events\n{}", vm.stats);
         }
         if badge & IRQ_BADGE != 0 {
             for n in 0..p.passthrough_irqs.len() {
@@ -334,6 +380,14 @@ fn event_loop(
             continue;
         }
         let vcpu = VcpuId(badge as u8);
+        // A vCPU's HVC is an seL4 system call: through its fault endpoint (send rights only)
+        // the guest can send any message. Labels no fault has are the guest's own error (and
+        // rust-sel4's parser would panic on them): logged, not answered.
+        if !FAULT_LABELS.contains(&info.label()) {
+            warn_forged(vcpu, info.label());
+            reply_if_called();
+            continue;
+        }
         let fault = sel4::with_ipc_buffer(|ib| sel4::Fault::new(ib, &info));
         let event = match fault {
             sel4::Fault::VmFault(f) => Event::Exit {
@@ -359,9 +413,23 @@ fn event_loop(
                 hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
                 Event::Hvc { vcpu }
             }
-            other => {
-                log::error!("[{vcpu}] unexpected fault {other:?}; stopping the VM");
-                return SystemEvent::Crash;
+            sel4::Fault::CapFault(_) => {
+                // A system call the guest's HVC made on a capability it may not use (receiving
+                // on its fault endpoint): refused; the vCPU goes on after the HVC with x0 = -1
+                // (SMCCC NOT_SUPPORTED).
+                warn_refused(vcpu);
+                hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
+                hypervisor::Hypervisor::set_gpr(&mut vm.hyp, vcpu, hypervisor::GpReg::new(0), u64::MAX);
+                vm.hyp.flush(vcpu);
+                sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)));
+                continue;
+            }
+            _ => {
+                // NullFault or UserException: a message the guest sent itself (seL4_Send or
+                // seL4_Call from an HVC); no fault of a vCPU looks like it.
+                warn_forged(vcpu, info.label());
+                reply_if_called();
+                continue;
             }
         };
         let bus_exits = vm.stats.get(vcpu, ExitClass::Mmio);
@@ -379,7 +447,7 @@ fn event_loop(
             Reply::Stopped | Reply::Nothing => {}
             Reply::Shutdown(event) => {
                 devs.flush_console();
-                sel4::debug_println!("vmm: exit statistics\n{}", vm.stats);
+                out!("vmm: exit statistics\n{}", vm.stats);
                 return event;
             }
         }
