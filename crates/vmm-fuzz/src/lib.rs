@@ -56,6 +56,10 @@ pub enum Focus {
     VirtioConsole,
     /// PSCI and SMCCC calls.
     Psci,
+    /// virtio-blk driven only by a well-behaved driver: spec-valid requests of every shape
+    /// (direct chains and indirect tables up to the queue's size, up to `seg_max` segments).
+    /// Liveness: none resets the device, each completes with VIRTIO_BLK_S_OK.
+    VirtioBlkValid,
 }
 
 /// One operation of an input.
@@ -90,6 +94,8 @@ pub enum Op {
     Bar,
     /// 8 bytes written into the buffer area.
     BufWrite,
+    /// A spec-valid virtio-blk request, published, notified and checked.
+    BlkRequest,
 }
 
 impl Focus {
@@ -106,13 +112,14 @@ impl Focus {
                 RamWrite, Desc, Desc, Publish, Notify, Bar, Poll, BufWrite, Ecam,
             ],
             Focus::Psci => &[Smc],
+            Focus::VirtioBlkValid => &[BlkRequest, BlkRequest, BlkRequest, Poll],
         }
     }
 
     /// The device a virtio focus aims at.
     fn slot(self) -> Option<u8> {
         match self {
-            Focus::VirtioBlk => Some(machine::SLOT_BLK),
+            Focus::VirtioBlk | Focus::VirtioBlkValid => Some(machine::SLOT_BLK),
             Focus::VirtioNet => Some(machine::SLOT_NET),
             Focus::VirtioConsole => Some(machine::SLOT_CONSOLE),
             _ => None,
@@ -309,6 +316,7 @@ impl<'m> Rig<'m> {
                 let at = bar + u64::from(input.u16() & 0x3fff);
                 self.access(vcpu, input, at)
             }
+            Op::BlkRequest => self.blk_request(vcpu, input),
             Op::BufWrite => {
                 let at = self.m.ram_base() + BUF_OFF + u64::from(input.u16()) * 8 % 0x8_0000;
                 let bytes = input.u64().to_le_bytes();
@@ -441,6 +449,125 @@ impl<'m> Rig<'m> {
         let q = q.clone();
         self.m.set_reg(vcpu, 1, u64::from(q.index));
         self.event(machine::notify_event(&q, vcpu))
+    }
+
+    /// A request as a well-behaved driver builds it: a header, `n` data segments of 256 bytes
+    /// (n even, at most `seg_max` and what the disk holds from the sector), a status byte; a
+    /// direct chain or, with VIRTIO_F_INDIRECT_DESC, an indirect table of n + 2 entries (up to
+    /// the queue's size). The device must complete it with OK and stay out of
+    /// DEVICE_NEEDS_RESET (the liveness a device reset, "acceptable" to the other targets,
+    /// would hide).
+    fn blk_request(&mut self, vcpu: u8, input: &mut Input<'_>) -> Reply {
+        use virtio_devices::blk::{
+            SEG_MAX, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN,
+            VIRTIO_BLK_T_OUT,
+        };
+        const SEG: u64 = 256;
+        let Some(qi) = self
+            .m
+            .queues
+            .iter()
+            .position(|q| q.slot == machine::SLOT_BLK)
+        else {
+            return Reply::Nothing;
+        };
+        let Some(q) = self.m.queues.get(qi).cloned() else {
+            return Reply::Nothing;
+        };
+        let sectors = (machine::DISK_LEN as u64) / 512;
+        let kind = match input.u8() % 4 {
+            0 => VIRTIO_BLK_T_IN,
+            1 => VIRTIO_BLK_T_OUT,
+            2 => VIRTIO_BLK_T_FLUSH,
+            _ => VIRTIO_BLK_T_GET_ID,
+        };
+        let indirect = input.u8() & 1 == 1;
+        // Segments: even, at least 2, at most seg_max, the queue (direct: size - 2 beside
+        // header and status) and the disk (2 per sector).
+        let room = u64::from(q.size)
+            .saturating_sub(2)
+            .min(u64::from(SEG_MAX))
+            .min(2 * sectors);
+        let mut n = (u64::from(input.u16()) % (room + 1)).max(2) & !1;
+        if matches!(kind, VIRTIO_BLK_T_FLUSH) {
+            n = 0;
+        }
+        if matches!(kind, VIRTIO_BLK_T_GET_ID) {
+            n = 1; // 20 bytes of ID into one 256-byte buffer
+        }
+        let data_sectors = n * SEG / 512;
+        let sector = u64::from(input.u16()) % (sectors - data_sectors + 1);
+        let buf = self.m.ram_base() + BUF_OFF;
+        let (hdr, status, data, table) = (buf, buf + 16, buf + 0x100, buf + 0x2_0000);
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&kind.to_le_bytes());
+        h[8..].copy_from_slice(&sector.to_le_bytes());
+        let mem = self.m.mem();
+        let _ = mem.write(GuestPhysAddr(hdr), &h);
+        let _ = mem.write(GuestPhysAddr(status), &[0xff]);
+        // (addr, len, device-writable) in chain order.
+        let writes = kind != VIRTIO_BLK_T_OUT;
+        let mut chain = vec![(hdr, 16u32, false)];
+        chain.extend((0..n).map(|i| (data + i * SEG, SEG as u32, writes)));
+        chain.push((status, 1, true));
+        let write_desc = |at: u64, (addr, len, w): (u64, u32, bool), next: Option<u16>| {
+            let flags = (u16::from(w) * 2) | u16::from(next.is_some());
+            let mut raw = [0u8; 16];
+            raw[..8].copy_from_slice(&addr.to_le_bytes());
+            raw[8..12].copy_from_slice(&len.to_le_bytes());
+            raw[12..14].copy_from_slice(&flags.to_le_bytes());
+            raw[14..].copy_from_slice(&next.unwrap_or(0).to_le_bytes());
+            let _ = mem.write(GuestPhysAddr(at), &raw);
+        };
+        let count = chain.len();
+        let (base, head_desc) = if indirect {
+            (table, None)
+        } else {
+            (q.desc, Some(()))
+        };
+        for (i, d) in chain.iter().enumerate() {
+            let next = (i + 1 < count).then(|| (i + 1) as u16);
+            write_desc(base + 16 * i as u64, *d, next);
+        }
+        if head_desc.is_none() {
+            // The ring's descriptor 0: the INDIRECT descriptor naming the table.
+            let mut raw = [0u8; 16];
+            raw[..8].copy_from_slice(&table.to_le_bytes());
+            raw[8..12].copy_from_slice(&(16 * count as u32).to_le_bytes());
+            raw[12..14].copy_from_slice(&4u16.to_le_bytes());
+            let _ = mem.write(GuestPhysAddr(q.desc), &raw);
+        }
+        // Publish head 0 and notify.
+        let slot = u64::from(q.avail_idx % q.size.max(1));
+        let _ = mem.write_u16(GuestPhysAddr(q.avail + 4 + 2 * slot), 0);
+        let idx = q.avail_idx.wrapping_add(1);
+        let _ = mem.write_u16(GuestPhysAddr(q.avail + 2), idx);
+        if let Some(mq) = self.m.queues.get_mut(qi) {
+            mq.avail_idx = idx;
+        }
+        self.m.set_reg(vcpu, 1, u64::from(q.index));
+        let reply = self.event(machine::notify_event(&q, vcpu));
+        let st = self
+            .m
+            .pci
+            .with(|b| b.device_status(q.slot))
+            .flatten()
+            .unwrap_or(0);
+        assert_eq!(
+            st & virtio_pci::status::DEVICE_NEEDS_RESET,
+            0,
+            "liveness: a spec-valid virtio-blk request (type {kind}, {n} segments, indirect \
+             {indirect}, sector {sector}) reset the device"
+        );
+        let mut done = [0xffu8];
+        let _ = self.m.mem().read(GuestPhysAddr(status), &mut done);
+        let done = done[0];
+        assert_eq!(
+            done, VIRTIO_BLK_S_OK,
+            "liveness: a spec-valid virtio-blk request (type {kind}, {n} segments, indirect \
+             {indirect}, sector {sector}) completed with status {done:#x}"
+        );
+        reply
     }
 
     /// A notification after storing any `avail.idx`.
@@ -790,7 +917,7 @@ fn dtb_memory(dtb: &[u8]) -> Option<Vec<(u64, u64)>> {
 pub type Target = (&'static str, fn(&[u8]));
 
 /// The targets by name, as `fuzz/` and the corpus directories name them.
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     ("vm_all", |d| fuzz_vm(Focus::All, d)),
     ("vgic", |d| fuzz_vm(Focus::Vgic, d)),
     ("pci_ecam", |d| fuzz_vm(Focus::PciEcam, d)),
@@ -798,6 +925,7 @@ pub const TARGETS: [Target; 8] = [
     ("virtio_net", |d| fuzz_vm(Focus::VirtioNet, d)),
     ("virtio_console", |d| fuzz_vm(Focus::VirtioConsole, d)),
     ("psci", |d| fuzz_vm(Focus::Psci, d)),
+    ("virtio_blk_valid", |d| fuzz_vm(Focus::VirtioBlkValid, d)),
     ("guest_dtb", fuzz_guest_dtb),
 ];
 

@@ -37,6 +37,11 @@ fn files() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("corpus/psci", format!("calls-{pname}"), psci(p)));
         out.push(("corpus/vm_all", format!("mixed-{pname}"), all(p)));
         out.push(("corpus/psci", format!("system-off-{pname}"), system_off(p)));
+        out.push((
+            "corpus/virtio_blk_valid",
+            format!("full-length-tables-{pname}"),
+            blk_valid(p),
+        ));
     }
     out.push((
         "regressions/virtio_console",
@@ -58,6 +63,27 @@ fn files() -> Vec<(&'static str, String, Vec<u8>)> {
 
 /// A virtio-blk read of sector 2 into a 1 KiB buffer, then a write of it, then GET_ID; the
 /// header, data and status in three descriptors, and the same with an indirect table.
+/// Well-behaved requests: 254 segments in an indirect table of 256 entries (the queue's
+/// size), read and write; the longest direct chain; GET_ID; FLUSH.
+fn blk_valid(p: u8) -> Vec<u8> {
+    let op = Focus::VirtioBlkValid
+        .kind_of(vmm_fuzz::Op::BlkRequest)
+        .unwrap();
+    let mut v = vec![p];
+    for (kind, indirect, segs) in [
+        (0u8, 1u8, 254u16),
+        (1, 1, 254),
+        (0, 0, 254),
+        (3, 1, 0),
+        (2, 0, 0),
+    ] {
+        v.extend_from_slice(&[0, op, kind, indirect]);
+        v.extend_from_slice(&segs.to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+    }
+    v
+}
+
 fn blk(p: u8) -> Vec<u8> {
     let mut i = Input::new(Focus::VirtioBlk, p);
     // Request header: type IN (0), reserved, sector 2.
