@@ -10,10 +10,10 @@
 //!   PL031 (`pl031@9010000` in QEMU's DTB), mapped read-only into the root task. One-second
 //!   resolution, which is plenty for a boot that takes minutes under emulation.
 
-use sel4::{CapRights, VmAttributes};
+use sel4::CapRights;
 
 use crate::objects::Objects;
-use crate::space::map_frame;
+use crate::space::map_device_page;
 
 /// QEMU virt's PL031 (register 0, RTCDR, counts seconds).
 #[cfg(not(feature = "orin-agx"))]
@@ -52,9 +52,10 @@ impl Clock {
         }
         // An RTC the guest owns (passed through) is the guest's to program; not read here.
         let guests = |a: usize| {
-            p.passthrough
-                .iter()
-                .any(|r| r.range.contains_range(vmm_platform::GuestPhysAddr(a as u64), 4))
+            p.passthrough.iter().any(|r| {
+                r.range
+                    .contains_range(vmm_platform::GuestPhysAddr(a as u64), 4)
+            })
         };
         let source = match RTC_PADDR.filter(|&a| !guests(a)).map(|a| map_rtc(objs, a)) {
             Some(Ok(ptr)) => Source::Rtc(ptr),
@@ -98,19 +99,7 @@ impl Clock {
 }
 
 fn map_rtc(objs: &mut Objects, paddr: usize) -> Result<*const u32, crate::objects::AllocError> {
-    let frame = objs.alloc_at(
-        paddr,
-        sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage),
-    )?;
-    map_frame(
-        objs,
-        sel4::init_thread::slot::VSPACE.cap(),
-        frame,
-        RTC_VADDR,
-        CapRights::read_only(),
-        // Device memory: no cacheable attribute.
-        VmAttributes::EXECUTE_NEVER,
-    )?;
+    map_device_page(objs, paddr, RTC_VADDR, CapRights::read_only())?;
     Ok(RTC_VADDR as *const u32)
 }
 

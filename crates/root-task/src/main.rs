@@ -114,7 +114,10 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
         p.ram.range.base
     );
     if let Err(e) = uart {
-        log::warn!("vmm: {:?} not mapped ({e:?}): output through the kernel's console", p.host.uart);
+        log::warn!(
+            "vmm: {:?} not mapped ({e:?}): output through the kernel's console",
+            p.host.uart
+        );
     }
     // The frames at fixed physical addresses are kept for the stage-2 mapping below.
     let fixed = |r: vmm_platform::GuestRange| r.base.0 as usize..(r.base.0 + r.size) as usize;
@@ -419,7 +422,12 @@ fn event_loop(
                 // (SMCCC NOT_SUPPORTED).
                 warn_refused(vcpu);
                 hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
-                hypervisor::Hypervisor::set_gpr(&mut vm.hyp, vcpu, hypervisor::GpReg::new(0), u64::MAX);
+                hypervisor::Hypervisor::set_gpr(
+                    &mut vm.hyp,
+                    vcpu,
+                    hypervisor::GpReg::new(0),
+                    u64::MAX,
+                );
                 vm.hyp.flush(vcpu);
                 sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)));
                 continue;

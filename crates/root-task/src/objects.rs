@@ -78,7 +78,9 @@ impl Objects {
 
     fn is_reserved(&self, u: &Untyped) -> bool {
         let end = u.paddr.saturating_add(1 << u.size_bits);
-        self.reserved.iter().any(|r| r.start < end && u.paddr < r.end)
+        self.reserved
+            .iter()
+            .any(|r| r.start < end && u.paddr < r.end)
     }
 
     /// Bytes of normal (non-device) untyped memory not handed out yet.

@@ -28,3 +28,26 @@ pub fn map_frame(
     }
     Err(AllocError::Kernel(sel4::Error::FailedLookup))
 }
+
+/// Maps the 4 KiB device page at physical `paddr` (from seL4's device untypeds) at `vaddr` of
+/// the root task, uncached and never executed.
+pub fn map_device_page(
+    objs: &mut Objects,
+    paddr: usize,
+    vaddr: usize,
+    rights: CapRights,
+) -> Result<(), AllocError> {
+    let frame = objs.alloc_at(
+        paddr,
+        sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage),
+    )?;
+    // Device memory: no cacheable attribute.
+    map_frame(
+        objs,
+        sel4::init_thread::slot::VSPACE.cap(),
+        frame,
+        vaddr,
+        rights,
+        VmAttributes::EXECUTE_NEVER,
+    )
+}

@@ -9,11 +9,11 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use sel4::{CapRights, VmAttributes};
+use sel4::CapRights;
 use vmm_platform::HostUart;
 
 use crate::objects::{AllocError, Objects};
-use crate::space::map_frame;
+use crate::space::map_device_page;
 
 /// Where the UART's page is mapped in the root task (below the guest-RAM window, apart from
 /// the RTC's page).
@@ -32,18 +32,11 @@ pub fn init(objs: &mut Objects, uart: HostUart) -> Result<(), AllocError> {
         HostUart::Pl011 { base } => (base, 0, 0),
         HostUart::Ns16550 { base, reg_shift } => (base, 1, reg_shift),
     };
-    let page = (base & !0xfff) as usize;
-    let frame = objs.alloc_at(
-        page,
-        sel4::ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::SmallPage),
-    )?;
-    map_frame(
+    map_device_page(
         objs,
-        sel4::init_thread::slot::VSPACE.cap(),
-        frame,
+        (base & !0xfff) as usize,
         UART_VADDR,
         CapRights::read_write(),
-        VmAttributes::EXECUTE_NEVER,
     )?;
     KIND.store(kind, Ordering::Relaxed);
     SHIFT.store(shift, Ordering::Relaxed);
