@@ -10,15 +10,12 @@
 
 use arm_fault::{AccessSize, Esr, GpReg};
 use console::{LineWriter, NullSink};
-use guest_mem::{GuestMemory, GuestPhysAddr, GuestRange};
+use guest_mem::{GuestMemory, GuestPhysAddr};
 use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
-use mmio_bus::MmioBus;
-use pl011::{Pl011, SharedPl011};
+use pl011::SharedPl011;
 use std::sync::atomic::{AtomicU64, Ordering};
 use virtio_devices::InputQueue;
-use virtio_devices::blk::VirtioBlk;
-use virtio_devices::console::VirtioConsole;
-use virtio_devices::net::{ArpIcmpResponder, VirtioNet};
+use virtio_devices::net::ArpIcmpResponder;
 use virtio_pci::{PciBus, SharedPciBus, status};
 use vmm::{Event, Reply, Vm};
 use vmm_platform::{Platform, QEMU_VIRT};
@@ -240,37 +237,21 @@ impl Machine {
     /// Builds the devices as `crates/root-task/src/devices.rs` does (sinks that discard).
     pub fn new() -> Machine {
         let p = PLATFORM;
-        let gic = vgic::Vgic::new(p);
-        let mut bus = MmioBus::new();
-        let u = p.uart.expect("qemu-virt has a PL011");
-        let uart = SharedPl011::new(Pl011::new(
-            u.spi.intid(),
-            LineWriter::guest("ttyAMA0", NullSink),
-        ));
-        bus.add(
-            "pl011",
-            GuestRange::new(u.base.0, pl011::REGION_SIZE),
-            uart.device(),
+        // The root task's machine (vm-builder), with sinks that discard.
+        let m = vm_builder::build(
+            p,
+            vm_builder::Backends {
+                sink: NullSink,
+                hvc_input: InputQueue::new(4096),
+                disk: disk_image(),
+                disk_id: "vmm-disk0",
+                mac: GUEST_MAC,
+                net: ArpIcmpResponder::new(VMM_MAC, VMM_IP),
+            },
         )
-        .expect("pl011");
-        let pci = SharedPciBus::new(PciBus::new(p.pci, p.ram.range));
-        let hvc_input = InputQueue::new(4096);
-        pci.add(Box::new(VirtioConsole::new(
-            LineWriter::guest("hvc0", NullSink),
-            hvc_input,
-        )))
-        .expect("console");
-        pci.add(Box::new(VirtioBlk::new(disk_image(), "vmm-disk0")))
-            .expect("blk");
-        pci.add(Box::new(VirtioNet::new(
-            GUEST_MAC,
-            ArpIcmpResponder::new(VMM_MAC, VMM_IP),
-        )))
-        .expect("net");
-        bus.add("pci-ecam", p.pci.ecam, pci.ecam_device())
-            .expect("ecam");
-        bus.add("pci-mmio", p.pci.mmio, pci.mmio_device())
-            .expect("mmio");
+        .expect("the qemu-virt machine builds");
+        let uart = m.uart.expect("qemu-virt has a PL011");
+        let (gic, bus, pci) = (m.gic, m.bus, m.pci);
 
         let ram: &'static mut [u8] = Box::leak(vec![0u8; RAM_SIZE].into_boxed_slice());
         let mem = GuestMemory::new(GuestPhysAddr(RAM_BASE), ram);

@@ -10,16 +10,12 @@
 use std::cell::Cell;
 
 use arm_fault::{AccessSize, Esr, GpReg};
-use console::{LineWriter, NullSink};
+use console::NullSink;
 use guest_mem::{AccessObserver, GuestMemory, GuestPhysAddr, GuestRange};
 use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
-use mmio_bus::MmioBus;
-use pl011::{Pl011, SharedPl011};
 use virtio_devices::InputQueue;
-use virtio_devices::blk::VirtioBlk;
-use virtio_devices::console::VirtioConsole;
-use virtio_devices::net::{ArpIcmpResponder, VirtioNet};
-use virtio_pci::{PciBus, SharedPciBus, status};
+use virtio_devices::net::ArpIcmpResponder;
+use virtio_pci::{SharedPciBus, status};
 use vmm::{Event, Reply, Vm};
 use vmm_platform::{GICR_STRIDE, Platform};
 
@@ -32,12 +28,12 @@ pub const RINGS_OFF: u64 = 0x1_0000;
 pub const BUF_OFF: u64 = 0x8_0000;
 /// The virtio-blk disk.
 pub const DISK_LEN: usize = 64 << 10;
-/// PCI slots in the order the root task adds the devices.
-pub const SLOT_CONSOLE: u8 = 0;
+/// PCI slots as vm-builder assigns them.
+pub const SLOT_CONSOLE: u8 = vm_builder::SLOT_CONSOLE;
 /// virtio-blk.
-pub const SLOT_BLK: u8 = 1;
+pub const SLOT_BLK: u8 = vm_builder::SLOT_BLK;
 /// virtio-net.
-pub const SLOT_NET: u8 = 2;
+pub const SLOT_NET: u8 = vm_builder::SLOT_NET;
 /// Queues each device's driver sets up: (slot, queue indices).
 pub const QUEUES: [(u8, &[u16]); 3] = [
     (SLOT_CONSOLE, &[0, 1]),
@@ -294,32 +290,21 @@ impl<'m> Machine<'m> {
         watch: &'m Watch,
         faults: &'m Faults,
     ) -> Machine<'m> {
-        let gic = vgic::Vgic::new(p);
-        let mut bus = MmioBus::new();
-        if let Some(u) = p.uart {
-            let uart = SharedPl011::new(Pl011::new(
-                u.spi.intid(),
-                LineWriter::guest("ttyAMA0", NullSink),
-            ));
-            let _ = bus.add(
-                "pl011",
-                GuestRange::new(u.base.0, pl011::REGION_SIZE),
-                uart.device(),
-            );
-        }
-        let pci = SharedPciBus::new(PciBus::new(p.pci, p.ram.range));
-        let _ = pci.add(Box::new(VirtioConsole::new(
-            LineWriter::guest("hvc0", NullSink),
-            InputQueue::new(4096),
-        )));
-        let disk: Vec<u8> = (0..DISK_LEN).map(|i| (i % 251) as u8).collect();
-        let _ = pci.add(Box::new(VirtioBlk::new(disk, "vmm-disk0")));
-        let _ = pci.add(Box::new(VirtioNet::new(
-            [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
-            ArpIcmpResponder::new([0x52, 0x54, 0x00, 0x00, 0x00, 0x02], [10, 0, 2, 2]),
-        )));
-        let _ = bus.add("pci-ecam", p.pci.ecam, pci.ecam_device());
-        let _ = bus.add("pci-mmio", p.pci.mmio, pci.mmio_device());
+        // The root task's machine (vm-builder), with sinks that discard.
+        let built = vm_builder::build(
+            p,
+            vm_builder::Backends {
+                sink: NullSink,
+                hvc_input: InputQueue::new(4096),
+                disk: (0..DISK_LEN).map(|i| (i % 251) as u8).collect(),
+                disk_id: "vmm-disk0",
+                mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+                net: ArpIcmpResponder::new([0x52, 0x54, 0x00, 0x00, 0x00, 0x02], [10, 0, 2, 2]),
+            },
+        );
+        let Ok(vm_builder::Machine { gic, bus, pci, .. }) = built else {
+            panic!("the platform's machine does not build: {:?}", built.err());
+        };
         let base = p.ram.range.base;
         let mem = GuestMemory::new(base, ram).with_observer(watch);
         let hyp = FuzzHyp {
