@@ -114,6 +114,13 @@ pub trait Hypervisor {
     /// Steps the vCPU's PC over the faulting instruction.
     fn advance_pc(&mut self, vcpu: VcpuId, bytes: u64);
 
+    /// Makes the register changes of this event take effect (a back-end that caches a
+    /// stopped vCPU's registers writes them back here). `Vm::handle` calls it once per event
+    /// of a vCPU, before its caller replies to the fault.
+    fn commit(&mut self, vcpu: VcpuId) {
+        let _ = vcpu;
+    }
+
     /// Starts a stopped vCPU at `entry` with X0 = `context`, per the arm64 boot protocol
     /// (EL1h, MMU off, DAIF masked).
     fn start_vcpu(

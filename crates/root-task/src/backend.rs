@@ -198,6 +198,10 @@ impl Hypervisor for Sel4Hyp {
         }
     }
 
+    fn commit(&mut self, vcpu: VcpuId) {
+        self.flush(vcpu);
+    }
+
     fn advance_pc(&mut self, vcpu: VcpuId, bytes: u64) {
         if let Some(r) = self.regs(vcpu) {
             *r.pc_mut() += bytes;

@@ -30,7 +30,7 @@ use hypervisor::{SystemEvent, VcpuId};
 use sel4::{CNodeCapData, cap_type, init_thread};
 use sel4_root_task::{Never, root_task};
 use stage2::Plan;
-use vmm::{Event, ExitClass, Reply, Vm, loader};
+use vmm::{Event, Reply, Vm, loader};
 use vmm_platform::Platform;
 
 use backend::{Sel4Hyp, Vcpu};
@@ -440,9 +440,8 @@ fn event_loop(
                 continue;
             }
         };
-        let bus_exits = vm.stats.get(vcpu, ExitClass::Mmio);
+        // `handle` commits the vCPU's registers (Sel4Hyp::commit) before the reply below.
         let reply = vm.handle(event);
-        vm.hyp.flush(vcpu);
         match reply {
             // An idle vCPU (trapped WFI, CPU_SUSPEND) is resumed at once: the reply puts it
             // behind the other threads of its core, so a trapped WFI is a yield. Parking it
@@ -462,7 +461,7 @@ fn event_loop(
         // Devices only get work left over from an access to one of them (chains past a
         // notify's budget, a frame the backend answered): GIC, WFI, PSCI and interrupt events
         // need no poll (which costs more than a GIC register exit, vmm-bench's poll row).
-        if vm.stats.get(vcpu, ExitClass::Mmio) != bus_exits {
+        if vm.take_device_work() {
             devs.poll(vm);
         }
     }

@@ -119,6 +119,8 @@ pub struct Vm<'m, H, G> {
     wakeups: u32,
     sysreg_log: LogOnce,
     exit_log: LogOnce,
+    /// An access reached a bus device since the last [`Vm::take_device_work`].
+    device_work: bool,
 }
 
 impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
@@ -136,7 +138,15 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
             wakeups: 0,
             sysreg_log: LogOnce::default(),
             exit_log: LogOnce::default(),
+            device_work: false,
         }
+    }
+
+    /// Whether a guest access reached a bus device since the last call: only then may devices
+    /// have work left that no access triggers (chains past a notify's budget, a frame the
+    /// backend answered), so only then does the caller need to poll them.
+    pub fn take_device_work(&mut self) -> bool {
+        core::mem::take(&mut self.device_work)
     }
 
     /// Starts the boot vCPU at the kernel entry with X0 = the DTB address (arm64 boot
@@ -211,6 +221,13 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
         };
         if self.idle != 0 {
             self.collect_wakeups();
+        }
+        if let Event::Exit { vcpu, .. }
+        | Event::Maintenance { vcpu, .. }
+        | Event::Vppi { vcpu, .. }
+        | Event::Hvc { vcpu } = event
+        {
+            self.hyp.commit(vcpu);
         }
         reply
     }
@@ -362,6 +379,7 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
             irq: &mut lines,
         };
         let (value, device) = self.bus.read(&mut ctx, ipa, access.size());
+        self.device_work |= device.is_some();
         self.stats.count_mmio(vcpu, device);
         value
     }
@@ -379,6 +397,7 @@ impl<'m, H: Hypervisor, G: InterruptController> Vm<'m, H, G> {
             irq: &mut lines,
         };
         let device = self.bus.write(&mut ctx, ipa, access.size(), value);
+        self.device_work |= device.is_some();
         self.stats.count_mmio(vcpu, device);
     }
 

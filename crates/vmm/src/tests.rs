@@ -17,6 +17,7 @@ struct FakeHyp {
     started: Vec<(VcpuId, GuestPhysAddr, u64)>,
     stopped: Vec<VcpuId>,
     fail_start: bool,
+    commits: Vec<VcpuId>,
 }
 
 impl Hypervisor for FakeHyp {
@@ -34,6 +35,9 @@ impl Hypervisor for FakeHyp {
     }
     fn advance_pc(&mut self, vcpu: VcpuId, bytes: u64) {
         self.pc[vcpu.index()] += bytes;
+    }
+    fn commit(&mut self, vcpu: VcpuId) {
+        self.commits.push(vcpu);
     }
     fn start_vcpu(
         &mut self,
@@ -519,6 +523,29 @@ fn each_passthrough_interrupt_is_counted_by_name() {
             report.contains("  irq  pl031-rtc                 0  (INTID 34)"),
             "{report}"
         );
+    });
+}
+
+#[test]
+fn each_vcpu_event_commits_its_registers_and_says_if_devices_need_a_poll() {
+    with_vm(|vm, _| {
+        // A bus device's register: work for the devices, one commit for vcpu2.
+        exit(vm, 2, esr_dabt(2, false, 0, false, false), DEV + 8);
+        assert_eq!(vm.hyp.commits, [VcpuId(2)]);
+        assert!(vm.take_device_work());
+        assert!(!vm.take_device_work(), "taken");
+        // The GIC, an address nobody handles, a maintenance event: no device work.
+        exit(vm, 1, esr_dabt(2, false, 0, false, true), GICD);
+        exit(vm, 1, esr_dabt(2, false, 0, false, false), 0x0c00_0000);
+        vm.handle(Event::Maintenance {
+            vcpu: VcpuId(3),
+            lr: Some(0),
+        });
+        assert!(!vm.take_device_work());
+        assert_eq!(vm.hyp.commits, [VcpuId(2), VcpuId(1), VcpuId(1), VcpuId(3)]);
+        // A physical interrupt belongs to no vCPU: nothing to commit.
+        vm.handle(Event::Irq { intid: 100 });
+        assert_eq!(vm.hyp.commits.len(), 4);
     });
 }
 
