@@ -5,7 +5,7 @@ use core::ptr::NonNull;
 
 use guest_mem::GuestPhysAddr;
 use hypervisor::{GpReg, HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
-use sel4::{CapRights, VmAttributes, cap, cap_type};
+use sel4::{CapRights, VmAttributes, cap};
 use stage2::{PageSize, Source};
 use vmm_platform::{Access, MemAttrs};
 
@@ -290,6 +290,3 @@ pub fn count_list_registers(probe: cap::VCpu) -> usize {
         .take_while(|&i| probe.vcpu_inject_irq(1023, 0, 1, i).is_ok())
         .count()
 }
-
-#[allow(dead_code)]
-type _Unused = cap_type::Null;

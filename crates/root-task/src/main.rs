@@ -88,21 +88,77 @@ fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     init_thread::suspend_self()
 }
 
-/// A setup failure, with what was being done.
-struct SetupError(&'static str, alloc::string::String);
+/// Why the VM could not be set up: the step, and the cause as the kernel or the core gave it
+/// (kept as a value; the VMM's log prints both).
+struct SetupError {
+    step: &'static str,
+    cause: Cause,
+}
+
+/// The cause of a [`SetupError`].
+enum Cause {
+    /// A kernel invocation failed.
+    Kernel(sel4::Error),
+    /// No slot, no untyped, or a retype refused.
+    Alloc(AllocError),
+    /// The platform table is invalid.
+    Platform(vmm_platform::PlatformError),
+    /// The back-end refused a set-up request (a stage-2 mapping, starting vCPU 0).
+    Hyp(hypervisor::HypError),
+    /// A guest image does not fit its load region, or is not what it should be.
+    Load(loader::LoadError),
+    /// The machine could not be built.
+    Build(vm_builder::BuildError),
+}
+
+macro_rules! cause_from {
+    ($($t:ty => $v:ident),* $(,)?) => {
+        $(impl From<$t> for Cause {
+            fn from(e: $t) -> Self {
+                Cause::$v(e)
+            }
+        })*
+    };
+}
+cause_from!(
+    sel4::Error => Kernel,
+    AllocError => Alloc,
+    vmm_platform::PlatformError => Platform,
+    hypervisor::HypError => Hyp,
+    loader::LoadError => Load,
+    vm_builder::BuildError => Build,
+);
 
 impl core::fmt::Display for SetupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}: {}", self.0, self.1)
+        write!(f, "{}: ", self.step)?;
+        match &self.cause {
+            Cause::Kernel(e) => write!(f, "seL4 error {e:?}"),
+            Cause::Alloc(e) => write!(f, "{e}"),
+            Cause::Platform(e) => write!(f, "invalid platform table: {e}"),
+            Cause::Hyp(e) => write!(f, "{e}"),
+            Cause::Load(e) => write!(f, "{e}"),
+            Cause::Build(e) => write!(f, "{e}"),
+        }
     }
 }
 
-fn fail<E: core::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> SetupError {
-    move |e| SetupError(what, alloc::format!("{e:?}"))
+/// Names the set-up step a result belongs to.
+trait Step<T> {
+    fn at(self, step: &'static str) -> Result<T, SetupError>;
+}
+
+impl<T, E: Into<Cause>> Step<T> for Result<T, E> {
+    fn at(self, step: &'static str) -> Result<T, SetupError> {
+        self.map_err(|e| SetupError {
+            step,
+            cause: e.into(),
+        })
+    }
 }
 
 fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, SetupError> {
-    p.validate().map_err(fail("platform table"))?;
+    p.validate().at("platform table")?;
     let mut objs = Objects::new(bootinfo);
     // The VMM's own output first: the kernel has no debug console to lend it.
     let uart = uart::init(&mut objs, p.host.uart);
@@ -129,29 +185,25 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     }
     log::info!("vmm: {} MiB of untyped RAM", objs.free_ram() >> 20);
 
-    let fault_ep = objs
-        .alloc::<cap_type::Endpoint>()
-        .map_err(fail("fault endpoint"))?;
+    let fault_ep = objs.alloc::<cap_type::Endpoint>().at("fault endpoint")?;
     let fault_ep_slot = fault_ep.bits() as usize;
     let irq_ntfn = objs
         .alloc::<cap_type::Notification>()
-        .map_err(fail("irq notification"))?;
+        .at("irq notification")?;
     init_thread::slot::TCB
         .cap()
         .tcb_bind_notification(irq_ntfn)
-        .map_err(fail("bind notification"))?;
+        .at("bind notification")?;
 
     // The guest's address space.
-    let vspace = objs
-        .alloc::<cap_type::VSpace>()
-        .map_err(fail("guest vspace"))?;
+    let vspace = objs.alloc::<cap_type::VSpace>().at("guest vspace")?;
     init_thread::slot::ASID_POOL
         .cap()
         .asid_pool_assign(vspace)
-        .map_err(fail("asid"))?;
+        .at("asid")?;
 
     // List registers: counted on a VCPU object that never runs.
-    let probe = objs.alloc::<cap_type::VCpu>().map_err(fail("probe vcpu"))?;
+    let probe = objs.alloc::<cap_type::VCpu>().at("probe vcpu")?;
     let lrs = backend::count_list_registers(probe);
     log::info!("vmm: GIC has {lrs} list registers");
 
@@ -160,10 +212,10 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     // and what it sends there is checked like any fault message (event_loop).
     // With a core to spare, the VMM takes the last one for itself: a vCPU that shares its core
     // with the VMM is descheduled at every other vCPU's exit.
-    let own_core = dedicate_last_core(p.vcpus).map_err(fail("VMM affinity"))?;
+    let own_core = dedicate_last_core(p.vcpus).at("VMM affinity")?;
     let mut vcpus = Vec::new();
     for i in 0..p.vcpus {
-        vcpus.push(make_vcpu(&mut objs, i, fault_ep_slot, vspace).map_err(fail("vcpu"))?);
+        vcpus.push(make_vcpu(&mut objs, i, fault_ep_slot, vspace).at("vcpu")?);
     }
     let clock = clock::Clock::new(own_core, &mut objs, p);
     let ram = p.ram.range;
@@ -172,7 +224,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     // Stage 2, per the plan.
     let plan = Plan::new(p);
     for m in &plan.mappings {
-        hypervisor::Hypervisor::map(&mut hyp, m).map_err(fail("stage-2 mapping"))?;
+        hypervisor::Hypervisor::map(&mut hyp, m).at("stage-2 mapping")?;
     }
     let (small, large) = plan.bytes_by_page_size();
     log::info!(
@@ -183,7 +235,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
 
     // Pass-through interrupts.
     for (n, irq) in p.passthrough_irqs.iter().enumerate() {
-        let slot = hyp.objs.slot().map_err(fail("irq slot"))?;
+        let slot = hyp.objs.slot().at("irq slot")?;
         init_thread::slot::IRQ_CONTROL
             .cap()
             .irq_control_get_trigger(
@@ -191,25 +243,24 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
                 irq.trigger == vmm_platform::Trigger::Edge,
                 &Objects::path(slot),
             )
-            .map_err(fail("IRQControl_GetTrigger"))?;
+            .at("IRQControl_GetTrigger")?;
         let badged = hyp
             .objs
             .mint(irq_ntfn.bits() as usize, IRQ_BADGE | (1 << n))
-            .map_err(fail("irq badge"))?;
+            .at("irq badge")?;
         let handler = Objects::cap::<cap_type::IrqHandler>(slot);
         handler
             .irq_handler_set_notification(Objects::cap(badged))
-            .map_err(fail("IRQHandler_SetNotification"))?;
+            .at("IRQHandler_SetNotification")?;
         hyp.irqs.push((irq.spi.intid(), handler));
     }
 
     // SAFETY: every RAM run of the plan is mapped at RAM_WINDOW in our VSpace, read-write,
     // and nothing else in the root task uses that window.
     let mem = unsafe { GuestMemory::from_raw(ram.base, hyp.ram_ptr(), ram.size) };
-    let entry = loader::load_kernel(&mem, p.kernel, images::KERNEL).map_err(fail("kernel"))?;
-    let initrd =
-        loader::load_blob(&mem, p.initrd, "initrd", images::INITRD).map_err(fail("initrd"))?;
-    let dtb = loader::load_blob(&mem, p.dtb, "dtb", images::DTB).map_err(fail("dtb"))?;
+    let entry = loader::load_kernel(&mem, p.kernel, images::KERNEL).at("kernel")?;
+    let initrd = loader::load_blob(&mem, p.initrd, "initrd", images::INITRD).at("initrd")?;
+    let dtb = loader::load_blob(&mem, p.dtb, "dtb", images::DTB).at("dtb")?;
     log::info!(
         "vmm: kernel at {entry}, initrd {}+{:#x}, dtb {}+{:#x}",
         initrd.base,
@@ -218,13 +269,12 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
         dtb.size
     );
 
-    let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).map_err(fail("devices"))?;
+    let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).at("devices")?;
     let mut vm = Vm::new(hyp, gic, bus, mem, p.vcpus);
     vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
     vm.stats
         .name_irqs(p.passthrough_irqs.iter().map(|i| (i.spi.intid(), i.name)));
-    vm.boot(entry, GuestPhysAddr(dtb.base.0))
-        .map_err(fail("boot vcpu0"))?;
+    vm.boot(entry, GuestPhysAddr(dtb.base.0)).at("boot vcpu0")?;
     log::info!("vmm: vcpu0 started");
     let started = clock.now();
 

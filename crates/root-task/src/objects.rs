@@ -9,9 +9,8 @@ use sel4::{
     AbsoluteCPtr, CapTypeForObjectOfFixedSize, ObjectBlueprint, cap, cap_type, init_thread,
 };
 
-/// Why an allocation failed (printed with `Debug` in the setup error).
+/// Why an allocation failed.
 #[derive(Debug)]
-#[allow(dead_code)]
 pub enum AllocError {
     /// No empty slot left in the root CNode.
     NoSlots,
@@ -21,6 +20,22 @@ pub enum AllocError {
     NotCovered { paddr: usize, size_bits: usize },
     /// The kernel refused a retype.
     Kernel(sel4::Error),
+}
+
+impl core::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AllocError::NoSlots => write!(f, "no empty slot left in the root CNode"),
+            AllocError::NoMemory { size_bits } => {
+                write!(f, "no untyped memory for an object of 2^{size_bits} bytes")
+            }
+            AllocError::NotCovered { paddr, size_bits } => write!(
+                f,
+                "no free untyped covers {paddr:#x} + 2^{size_bits} (taken, or not given to the root task)"
+            ),
+            AllocError::Kernel(e) => write!(f, "the kernel refused: {e:?}"),
+        }
+    }
 }
 
 impl From<sel4::Error> for AllocError {
@@ -211,7 +226,3 @@ impl Objects {
 
 /// A PT object's blueprint (any level on AArch64).
 pub const PT: ObjectBlueprint = ObjectBlueprint::Arch(sel4::ObjectBlueprintArch::PT);
-
-/// Marker for unused imports on configurations without pass-through.
-#[allow(dead_code)]
-type _Unused = cap_type::Untyped;
