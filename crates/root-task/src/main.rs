@@ -34,7 +34,7 @@ use vmm::{Event, Reply, Vm, loader};
 use vmm_platform::Platform;
 
 use backend::{Sel4Hyp, Vcpu};
-use objects::{AllocError, Objects};
+use objects::{AllocError, Objects, Slot};
 
 #[cfg(feature = "orin-agx")]
 static PLATFORM: &Platform = &vmm_platform::ORIN_AGX;
@@ -186,7 +186,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     log::info!("vmm: {} MiB of untyped RAM", objs.free_ram() >> 20);
 
     let fault_ep = objs.alloc::<cap_type::Endpoint>().at("fault endpoint")?;
-    let fault_ep_slot = fault_ep.bits() as usize;
+    let fault_ep_slot = Slot::of(fault_ep);
     let irq_ntfn = objs
         .alloc::<cap_type::Notification>()
         .at("irq notification")?;
@@ -241,16 +241,16 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
             .irq_control_get_trigger(
                 irq.spi.intid() as sel4::Word,
                 irq.trigger == vmm_platform::Trigger::Edge,
-                &Objects::path(slot),
+                &slot.path(),
             )
             .at("IRQControl_GetTrigger")?;
         let badged = hyp
             .objs
-            .mint(irq_ntfn.bits() as usize, IRQ_BADGE | (1 << n))
+            .mint(Slot::of(irq_ntfn), IRQ_BADGE | (1 << n))
             .at("irq badge")?;
-        let handler = Objects::cap::<cap_type::IrqHandler>(slot);
+        let handler = slot.cap::<cap_type::IrqHandler>();
         handler
-            .irq_handler_set_notification(Objects::cap(badged))
+            .irq_handler_set_notification(badged.cap())
             .at("IRQHandler_SetNotification")?;
         hyp.irqs.push((irq.spi.intid(), handler));
     }
@@ -294,7 +294,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
 fn make_vcpu(
     objs: &mut Objects,
     i: u8,
-    fault_ep_slot: usize,
+    fault_ep_slot: Slot,
     vspace: sel4::cap::VSpace,
 ) -> Result<Vcpu, AllocError> {
     let tcb = objs.alloc::<cap_type::Tcb>()?;
@@ -304,12 +304,12 @@ fn make_vcpu(
     vcpu.vcpu_write_regs(sel4::VCpuReg::VMPIDR_EL2, 0x8000_0000 | sel4::Word::from(i))?;
     // A two-slot CNode: slot 1 is the fault endpoint badged with the vCPU index.
     let cnode_slot = objs.alloc_blueprint(sel4::ObjectBlueprint::CNode { size_bits: 1 })?;
-    let cnode = Objects::cap::<cap_type::CNode>(cnode_slot);
+    let cnode = cnode_slot.cap::<cap_type::CNode>();
     // The least the kernel accepts for a fault endpoint (send, and grant-reply for the reply
     // cap): a guest HVC taken as a system call on this cap can neither receive (other vCPUs'
     // faults) nor grant.
     cnode.absolute_cptr_from_bits_with_depth(1, 1).mint(
-        &Objects::path(fault_ep_slot),
+        &fault_ep_slot.path(),
         sel4::CapRights::new(true, false, false, true),
         sel4::Word::from(i),
     )?;

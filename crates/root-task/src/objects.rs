@@ -44,6 +44,29 @@ impl From<sel4::Error> for AllocError {
     }
 }
 
+/// A slot of the root task's CNode (not an index into anything else).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Slot(usize);
+
+impl Slot {
+    /// The slot a capability of the root task's CSpace is in.
+    pub fn of<T: sel4::CapType>(cap: sel4::Cap<T>) -> Slot {
+        Slot(cap.bits() as usize)
+    }
+
+    /// The slot's absolute path, for CNode invocations.
+    pub fn path(self) -> AbsoluteCPtr {
+        init_thread::slot::CNODE
+            .cap()
+            .absolute_cptr(init_thread::Slot::<cap_type::Null>::from_index(self.0).cptr())
+    }
+
+    /// The capability in the slot, typed.
+    pub fn cap<T: sel4::CapType>(self) -> sel4::Cap<T> {
+        init_thread::Slot::<T>::from_index(self.0).cap()
+    }
+}
+
 struct Untyped {
     cap: cap::Untyped,
     paddr: usize,
@@ -108,18 +131,11 @@ impl Objects {
     }
 
     /// An empty slot of the root CNode.
-    pub fn slot(&mut self) -> Result<usize, AllocError> {
-        self.slots.next().ok_or(AllocError::NoSlots)
+    pub fn slot(&mut self) -> Result<Slot, AllocError> {
+        self.slots.next().map(Slot).ok_or(AllocError::NoSlots)
     }
 
-    /// The absolute path of root-CNode slot `slot`.
-    pub fn path(slot: usize) -> AbsoluteCPtr {
-        init_thread::slot::CNODE
-            .cap()
-            .absolute_cptr(init_thread::Slot::<cap_type::Null>::from_index(slot).cptr())
-    }
-
-    fn retype(&mut self, ut: usize, blueprint: &ObjectBlueprint) -> Result<usize, AllocError> {
+    fn retype(&mut self, ut: usize, blueprint: &ObjectBlueprint) -> Result<Slot, AllocError> {
         let slot = self.slot()?;
         let u = self
             .untypeds
@@ -128,7 +144,7 @@ impl Objects {
         u.cap.untyped_retype(
             blueprint,
             &init_thread::slot::CNODE.cap().absolute_cptr_for_self(),
-            slot,
+            slot.0,
             1,
         )?;
         let size = 1usize << blueprint.physical_size_bits();
@@ -138,7 +154,7 @@ impl Objects {
 
     /// A new object of `blueprint` from normal memory (smallest untyped that fits, to keep
     /// large untypeds for 2 MiB guest pages).
-    pub fn alloc_blueprint(&mut self, blueprint: ObjectBlueprint) -> Result<usize, AllocError> {
+    pub fn alloc_blueprint(&mut self, blueprint: ObjectBlueprint) -> Result<Slot, AllocError> {
         let bits = blueprint.physical_size_bits();
         let size = 1usize << bits;
         let ut = self
@@ -155,8 +171,7 @@ impl Objects {
 
     /// A new fixed-size object.
     pub fn alloc<T: CapTypeForObjectOfFixedSize>(&mut self) -> Result<sel4::Cap<T>, AllocError> {
-        let slot = self.alloc_blueprint(T::object_blueprint())?;
-        Ok(init_thread::Slot::from_index(slot).cap())
+        Ok(self.alloc_blueprint(T::object_blueprint())?.cap())
     }
 
     /// The frame of `blueprint`'s size at physical address `paddr`, from whichever untyped
@@ -166,7 +181,7 @@ impl Objects {
         &mut self,
         paddr: usize,
         blueprint: ObjectBlueprint,
-    ) -> Result<usize, AllocError> {
+    ) -> Result<Slot, AllocError> {
         let bits = blueprint.physical_size_bits();
         let size = 1usize << bits;
         let ut = self
@@ -204,22 +219,18 @@ impl Objects {
         self.retype(ut, &blueprint)
     }
 
-    /// The cap in root-CNode slot `slot`, typed.
-    pub fn cap<T: sel4::CapType>(slot: usize) -> sel4::Cap<T> {
-        init_thread::Slot::<T>::from_index(slot).cap()
-    }
-
     /// Copies the cap in `slot` to a new slot (a frame mapped twice needs two caps).
-    pub fn copy(&mut self, slot: usize) -> Result<usize, AllocError> {
+    pub fn copy(&mut self, slot: Slot) -> Result<Slot, AllocError> {
         let new = self.slot()?;
-        Self::path(new).copy(&Self::path(slot), sel4::CapRights::all())?;
+        new.path().copy(&slot.path(), sel4::CapRights::all())?;
         Ok(new)
     }
 
     /// Mints a badged copy of an endpoint or notification cap.
-    pub fn mint(&mut self, slot: usize, badge: sel4::Word) -> Result<usize, AllocError> {
+    pub fn mint(&mut self, slot: Slot, badge: sel4::Word) -> Result<Slot, AllocError> {
         let new = self.slot()?;
-        Self::path(new).mint(&Self::path(slot), sel4::CapRights::all(), badge)?;
+        new.path()
+            .mint(&slot.path(), sel4::CapRights::all(), badge)?;
         Ok(new)
     }
 }

@@ -3,25 +3,26 @@
 
 use sel4::{CapRights, VmAttributes, cap_type};
 
-use crate::objects::{AllocError, Objects, PT};
+use crate::objects::{AllocError, Objects, PT, Slot};
 
 /// Maps the frame in root-CNode slot `frame` at `vaddr` of `vspace`.
 pub fn map_frame(
     objs: &mut Objects,
     vspace: sel4::cap::VSpace,
-    frame: usize,
+    frame: Slot,
     vaddr: usize,
     rights: CapRights,
     attrs: VmAttributes,
 ) -> Result<(), AllocError> {
     // At most one missing table per level below the root.
     for _ in 0..sel4::vspace_levels::NUM_LEVELS {
-        let page = Objects::cap::<cap_type::UnspecifiedPage>(frame);
+        let page = frame.cap::<cap_type::UnspecifiedPage>();
         match page.frame_map(vspace, vaddr, rights.clone(), attrs) {
             Ok(()) => return Ok(()),
             Err(sel4::Error::FailedLookup) => {
                 let pt = objs.alloc_blueprint(PT)?;
-                Objects::cap::<cap_type::PT>(pt).pt_map(vspace, vaddr, VmAttributes::default())?;
+                pt.cap::<cap_type::PT>()
+                    .pt_map(vspace, vaddr, VmAttributes::default())?;
             }
             Err(e) => return Err(AllocError::Kernel(e)),
         }
