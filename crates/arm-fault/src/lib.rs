@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 mod access;
+pub mod syndrome;
 mod sysreg;
 
 pub use access::{AccessSize, GpReg, MmioAccess};

@@ -408,3 +408,34 @@ fn access_sizes() {
     }
     assert_eq!(AccessSize::from_bytes(3), None);
 }
+
+#[test]
+fn syndromes_the_stand_ins_write_decode_to_what_they_say() {
+    for size in [
+        AccessSize::Byte,
+        AccessSize::Half,
+        AccessSize::Word,
+        AccessSize::Double,
+    ] {
+        for write in [false, true] {
+            let a = syndrome::data_abort(size, 7, write).mmio_access().unwrap();
+            assert_eq!((a.size(), a.reg(), a.write()), (size, GpReg::new(7), write));
+        }
+    }
+    assert_eq!(
+        decode(syndrome::smc(), GuestPhysAddr(0)),
+        Ok(Exit::Smc { imm: 0 })
+    );
+    assert_eq!(
+        decode(syndrome::hvc(), GuestPhysAddr(0)),
+        Ok(Exit::Hvc { imm: 0 })
+    );
+    assert_eq!(
+        decode(syndrome::msr_sgi1r(3), GuestPhysAddr(0)),
+        Ok(Exit::SysReg(SysRegAccess {
+            reg: SysReg::ICC_SGI1R_EL1,
+            rt: GpReg::new(3),
+            read: false
+        }))
+    );
+}

@@ -151,38 +151,19 @@ fn step(vm: &mut BenchVm, pci: &SharedPciBus, m: &Measured) -> Reply {
     }
 }
 
-const IL: u64 = 1 << 25;
-
-/// The syndrome of a data abort with a valid ISS: `ldr/str` of `size` with Rt = `reg` (W for
-/// up to 32 bits, X for 64).
+/// The syndrome of a data abort with a valid ISS: `ldr/str` of `size` with Rt = `reg`.
 pub fn esr_dabt(size: AccessSize, reg: u8, write: bool) -> Esr {
-    let sas = match size {
-        AccessSize::Byte => 0,
-        AccessSize::Half => 1,
-        AccessSize::Word => 2,
-        AccessSize::Double => 3,
-    };
-    let sf = u64::from(size == AccessSize::Double);
-    Esr((0x24 << 26)
-        | IL
-        | (1 << 24)
-        | (sas << 22)
-        | (u64::from(reg) << 16)
-        | (sf << 15)
-        | (u64::from(write) << 6)
-        | 7)
+    arm_fault::syndrome::data_abort(size, reg, write)
 }
 
 /// The syndrome of an SMC #0.
 pub fn esr_smc() -> Esr {
-    Esr((0x17 << 26) | IL)
+    arm_fault::syndrome::smc()
 }
 
 /// The syndrome of `msr ICC_SGI1R_EL1, x<rt>`.
 pub fn esr_msr_sgi1r(rt: u8) -> Esr {
-    // op0 3, op1 0, CRn 12, CRm 11, op2 5; direction 0 (write).
-    let iss = (3u64 << 20) | (5 << 17) | (12 << 10) | (u64::from(rt) << 5) | (11 << 1);
-    Esr((0x18 << 26) | IL | iss)
+    arm_fault::syndrome::msr_sgi1r(rt)
 }
 
 /// The register the bench's loads and stores use (x1 / w1).

@@ -210,36 +210,19 @@ impl Hypervisor for FuzzHyp<'_> {
 /// The VM type the targets drive.
 pub type FuzzVm<'m> = Vm<'m, FuzzHyp<'m>, vgic::Vgic>;
 
-const IL: u64 = 1 << 25;
-
 /// The syndrome of a data abort with a valid ISS: `ldr/str` of `size` with Rt = `reg`.
 pub fn esr_dabt(size: AccessSize, reg: u8, write: bool) -> Esr {
-    let sas = match size {
-        AccessSize::Byte => 0,
-        AccessSize::Half => 1,
-        AccessSize::Word => 2,
-        AccessSize::Double => 3,
-    };
-    let sf = u64::from(size == AccessSize::Double);
-    Esr((0x24 << 26)
-        | IL
-        | (1 << 24)
-        | (sas << 22)
-        | (u64::from(reg) << 16)
-        | (sf << 15)
-        | (u64::from(write) << 6)
-        | 7)
+    arm_fault::syndrome::data_abort(size, reg, write)
 }
 
 /// The syndrome of an SMC #0.
 pub fn esr_smc() -> Esr {
-    Esr((0x17 << 26) | IL)
+    arm_fault::syndrome::smc()
 }
 
 /// The syndrome of `msr ICC_SGI1R_EL1, x<rt>`.
 pub fn esr_msr_sgi1r(rt: u8) -> Esr {
-    let iss = (3u64 << 20) | (5 << 17) | (12 << 10) | (u64::from(rt) << 5) | (11 << 1);
-    Esr((0x18 << 26) | IL | iss)
+    arm_fault::syndrome::msr_sgi1r(rt)
 }
 
 /// The driver's view of one split virtqueue.

@@ -190,23 +190,15 @@ const DEV: u64 = 0x0900_0000;
 const IL: u64 = 1 << 25;
 
 fn esr_dabt(sas: u64, sse: bool, srt: u64, sf: bool, write: bool) -> Esr {
-    Esr((0x24 << 26)
-        | IL
-        | (1 << 24)
-        | (sas << 22)
-        | (u64::from(sse) << 21)
-        | (srt << 16)
-        | (u64::from(sf) << 15)
-        | (u64::from(write) << 6)
-        | 7)
+    arm_fault::syndrome::data_abort_iss(sas, sse, srt, sf, write)
 }
 
 fn esr_hvc() -> Esr {
-    Esr((0x16 << 26) | IL)
+    arm_fault::syndrome::hvc()
 }
 
 fn esr_smc() -> Esr {
-    Esr((0x17 << 26) | IL)
+    arm_fault::syndrome::smc()
 }
 
 fn with_vm(f: impl FnOnce(&mut Vm<'_, FakeHyp, FakeGic>, &alloc::rc::Rc<RefCell<u64>>)) {
