@@ -13,7 +13,6 @@ use core::fmt;
 
 pub use arm_fault::GpReg;
 pub use guest_mem::GuestPhysAddr;
-pub use stage2::Mapping;
 
 /// A guest vCPU by index; vCPU n has MPIDR Aff0 = n.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -79,8 +78,6 @@ pub enum HypError {
         /// The kernel's error code.
         code: i64,
     },
-    /// Out of memory for kernel objects or frames.
-    OutOfMemory(&'static str),
 }
 
 impl fmt::Display for HypError {
@@ -91,7 +88,6 @@ impl fmt::Display for HypError {
                 write!(f, "{vcpu} has no list register {lr}")
             }
             HypError::Kernel { op, code } => write!(f, "{op} failed with kernel error {code}"),
-            HypError::OutOfMemory(what) => write!(f, "out of memory for {what}"),
         }
     }
 }
@@ -145,7 +141,4 @@ pub trait Hypervisor {
 
     /// Acknowledges physical interrupt `intid` so the kernel delivers it again.
     fn ack_irq(&mut self, intid: u32);
-
-    /// Makes one stage-2 mapping run.
-    fn map(&mut self, mapping: &Mapping) -> Result<(), HypError>;
 }

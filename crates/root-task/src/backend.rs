@@ -4,8 +4,9 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use guest_mem::GuestPhysAddr;
-use hypervisor::{GpReg, HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
+use hypervisor::{GpReg, HypError, Hypervisor, VcpuId, VirtualIrq};
 use sel4::{CapRights, VmAttributes, cap};
+use stage2::Mapping;
 use stage2::{PageSize, Source};
 use vmm_platform::{Access, MemAttrs};
 
@@ -42,13 +43,6 @@ impl Vcpu {
 
 fn kernel(op: &'static str, e: sel4::Error) -> HypError {
     HypError::Kernel { op, code: e as i64 }
-}
-
-fn alloc_err(what: &'static str, e: AllocError) -> HypError {
-    match e {
-        AllocError::Kernel(k) => kernel(what, k),
-        _ => HypError::OutOfMemory(what),
-    }
 }
 
 /// The back-end.
@@ -275,10 +269,13 @@ impl Hypervisor for Sel4Hyp {
             log::error!("IRQHandler_Ack({intid}): {e:?}");
         }
     }
+}
 
-    fn map(&mut self, mapping: &Mapping) -> Result<(), HypError> {
+impl stage2::MapStage2 for Sel4Hyp {
+    type Error = AllocError;
+
+    fn map(&mut self, mapping: &Mapping) -> Result<(), AllocError> {
         self.map_run(mapping)
-            .map_err(|e| alloc_err(mapping.name, e))
     }
 }
 

@@ -224,7 +224,7 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
     // Stage 2, per the plan.
     let plan = Plan::new(p);
     for m in &plan.mappings {
-        hypervisor::Hypervisor::map(&mut hyp, m).at("stage-2 mapping")?;
+        stage2::MapStage2::map(&mut hyp, m).at("stage-2 mapping")?;
     }
     let (small, large) = plan.bytes_by_page_size();
     log::info!(

@@ -73,6 +73,18 @@ impl RegionKind {
     }
 }
 
+/// The set-up side of a hypervisor back-end: making the stage-2 mappings a [`Plan`] lists,
+/// once, before any vCPU runs. A trait of its own, apart from the exit-time
+/// `hypervisor::Hypervisor` the VMM's event loop drives, so the code that handles a guest's
+/// exits cannot change stage 2.
+pub trait MapStage2 {
+    /// Why a mapping failed.
+    type Error;
+
+    /// Makes one mapping run.
+    fn map(&mut self, mapping: &Mapping) -> Result<(), Self::Error>;
+}
+
 /// One run of equally sized pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Mapping {

@@ -11,7 +11,7 @@
 use arm_fault::{AccessSize, Esr, GpReg};
 use console::{LineWriter, NullSink};
 use guest_mem::{GuestMemory, GuestPhysAddr};
-use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
+use hypervisor::{HypError, Hypervisor, VcpuId, VirtualIrq};
 use pl011::SharedPl011;
 use std::sync::atomic::{AtomicU64, Ordering};
 use virtio_devices::InputQueue;
@@ -101,9 +101,6 @@ impl Hypervisor for BenchHyp {
     }
     fn ack_vppi(&mut self, _: VcpuId, _: u32) {}
     fn ack_irq(&mut self, _: u32) {}
-    fn map(&mut self, _: &Mapping) -> Result<(), HypError> {
-        Ok(())
-    }
 }
 
 /// The VM type under test.

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use arm_fault::{AccessSize, Esr, GpReg};
 use console::NullSink;
 use guest_mem::{AccessObserver, GuestMemory, GuestPhysAddr, GuestRange};
-use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
+use hypervisor::{HypError, Hypervisor, VcpuId, VirtualIrq};
 use virtio_devices::InputQueue;
 use virtio_devices::net::ArpIcmpResponder;
 use virtio_pci::{SharedPciBus, status};
@@ -199,12 +199,6 @@ impl Hypervisor for FuzzHyp<'_> {
         self.vcpu(vcpu, "ack_vppi");
     }
     fn ack_irq(&mut self, _: u32) {}
-    fn map(&mut self, m: &Mapping) -> Result<(), HypError> {
-        self.faults.note(format!(
-            "stage-2 mapping {m:?} requested while the guest runs"
-        ));
-        Ok(())
-    }
 }
 
 /// The VM type the targets drive.

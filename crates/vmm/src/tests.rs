@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use arm_fault::AccessSize;
 use core::cell::RefCell;
 use guest_mem::GuestRange;
-use hypervisor::{HypError, Mapping, VirtualIrq};
+use hypervisor::{HypError, VirtualIrq};
 use mmio_bus::{MmioDevice, MmioError};
 
 #[derive(Default)]
@@ -65,9 +65,6 @@ impl Hypervisor for FakeHyp {
     }
     fn ack_vppi(&mut self, _: VcpuId, _: u32) {}
     fn ack_irq(&mut self, _: u32) {}
-    fn map(&mut self, _: &Mapping) -> Result<(), HypError> {
-        Ok(())
-    }
 }
 
 /// Records what the loop asks of the interrupt controller; one register at GICD+0 is

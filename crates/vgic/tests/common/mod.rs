@@ -10,7 +10,7 @@
 
 use arm_fault::{AccessSize, GpReg, SysReg};
 use guest_mem::GuestPhysAddr;
-use hypervisor::{HypError, Hypervisor, Mapping, VcpuId, VirtualIrq};
+use hypervisor::{HypError, Hypervisor, VcpuId, VirtualIrq};
 use mmio_bus::MmioError;
 use vgic::{ListRegister, Vgic};
 use vmm::InterruptController;
@@ -127,9 +127,6 @@ impl Hypervisor for Hyp {
     }
     fn ack_irq(&mut self, intid: u32) {
         self.events.push(Ev::AckIrq(intid));
-    }
-    fn map(&mut self, _: &Mapping) -> Result<(), HypError> {
-        Ok(())
     }
 }
 
