@@ -2,22 +2,18 @@
 //! (`/psci`), the memory (`/memory*`) and what is reserved (`/reserved-memory`, the memory
 //! reservation block).
 //!
-//! A small walk of its own over the structure block, every read bounds-checked: the blob
-//! comes from firmware, and a malformed one must end in a named error, not a fault.
+//! The tree is read with guest-dtb's checked reader (`guest_dtb::tree`, a bounds-checked walk
+//! of the whole blob first): the blob comes from firmware, and a malformed one must end in a
+//! named error, not a fault.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use guest_dtb::tree::{self, Tree};
+
 use crate::PhysRange;
 
-const MAGIC: u32 = 0xd00d_feed;
-const BEGIN_NODE: u32 = 1;
-const END_NODE: u32 = 2;
-const PROP: u32 = 3;
-const NOP: u32 = 4;
-const END: u32 = 9;
-const MAX_DEPTH: usize = 32;
 /// The MPIDR bits that name a core (Aff3, Aff2, Aff1, Aff0).
 pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
@@ -113,237 +109,110 @@ pub struct BoardInfo {
     pub total_size: usize,
 }
 
-struct Reader<'a> {
-    d: &'a [u8],
+fn be(value: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = value.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
 }
 
-impl Reader<'_> {
-    fn be32(&self, at: usize) -> Option<u32> {
-        let s: [u8; 4] = self.d.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(u32::from_be_bytes(s))
-    }
-    fn be64(&self, at: usize) -> Option<u64> {
-        Some((u64::from(self.be32(at)?) << 32) | u64::from(self.be32(at.checked_add(4)?)?))
-    }
-    fn cstr(&self, at: usize, limit: usize) -> Option<&str> {
-        let tail = self.d.get(at..limit)?;
-        let n = tail.iter().position(|&b| b == 0)?;
-        core::str::from_utf8(tail.get(..n)?).ok()
-    }
-}
-
-fn cells(value: &[u8], n: u32) -> Option<(u64, &[u8])> {
-    let len = usize::try_from(n).ok()?.checked_mul(4)?;
-    if n > 2 || value.len() < len {
-        return None;
-    }
-    let (head, rest) = value.split_at(len);
-    let v = head.chunks_exact(4).fold(0u64, |acc, c| {
-        let w: [u8; 4] = c.try_into().unwrap_or([0; 4]);
-        (acc << 32) | u64::from(u32::from_be_bytes(w))
-    });
-    Some((v, rest))
-}
-
-fn reg_ranges(value: &[u8], ac: u32, sc: u32, mut f: impl FnMut(PhysRange)) {
-    let mut rest = value;
-    // Bounded by the property's length: every entry takes at least 4 bytes.
-    while !rest.is_empty() {
-        let Some((base, r)) = cells(rest, ac) else {
-            return;
-        };
-        let Some((size, r)) = cells(r, sc) else {
-            return;
-        };
-        if let Some(range) = PhysRange::sized(base, size) {
-            f(range);
-        }
-        if r.len() == rest.len() {
-            return;
-        }
-        rest = r;
-    }
-}
-
+/// The first string of a property value.
 fn str_prop(value: &[u8]) -> String {
     let n = value.iter().position(|&b| b == 0).unwrap_or(value.len());
     String::from_utf8_lossy(value.get(..n).unwrap_or(&[])).into_owned()
 }
 
-#[derive(Clone, Default)]
-struct Frame {
-    name: String,
-    ac: u32,
-    sc: u32,
-    device_type: String,
-    reg: Vec<u8>,
-    status: Option<String>,
-    enable_method: Option<String>,
-    method: Option<String>,
+/// Node `i`'s `reg` as physical ranges (translated through its parents' `ranges`); ranges
+/// that do not fit 64 bits are left out.
+fn regions(t: &Tree<'_>, i: usize) -> Vec<PhysRange> {
+    t.regions(i)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(a, s)| PhysRange::sized(u64::try_from(a).ok()?, u64::try_from(s).ok()?))
+        .collect()
+}
+
+fn usable(t: &Tree<'_>, i: usize) -> bool {
+    matches!(
+        t.prop(i, "status").map(str_prop).as_deref(),
+        None | Some("okay") | Some("ok")
+    )
 }
 
 /// Reads `blob`.
 pub fn read(blob: &[u8]) -> Result<BoardInfo, DtbError> {
-    let r = Reader { d: blob };
-    if r.be32(0) != Some(MAGIC) {
-        return Err(DtbError::Header);
-    }
-    let field = |i: usize| {
-        r.be32(i * 4)
-            .ok_or(DtbError::Header)
-            .and_then(|v| usize::try_from(v).map_err(|_| DtbError::Header))
-    };
-    let total = field(1)?;
-    let off_struct = field(2)?;
-    let off_strings = field(3)?;
-    let off_rsv = field(4)?;
-    let size_strings = field(8)?;
-    let size_struct = field(9)?;
-    let struct_end = off_struct
-        .checked_add(size_struct)
-        .ok_or(DtbError::Header)?;
-    let strings_end = off_strings
-        .checked_add(size_strings)
-        .ok_or(DtbError::Header)?;
-    if total > blob.len() || struct_end > total || strings_end > total || off_rsv > total {
-        return Err(DtbError::Header);
-    }
+    let t = Tree::read(blob).map_err(|e| match e {
+        guest_dtb::Error::Malformed(guest_dtb::DtbError::Structure { offset, .. }) => {
+            DtbError::Structure(offset)
+        }
+        guest_dtb::Error::Malformed(_) => DtbError::Header,
+        _ => DtbError::Structure(0),
+    })?;
+    // Tree::read checked the header: totalsize fits the blob, the blocks lie inside it.
+    let word = |at: usize| be(blob, at).map(|v| (v >> 32) as usize);
+    let total_size = word(4).unwrap_or(blob.len());
     let mut info = BoardInfo {
-        total_size: total,
+        total_size,
         ..BoardInfo::default()
     };
-    // Memory reservation block: (address, size) pairs up to a zero pair.
-    let mut at = off_rsv;
-    for _ in 0..1024 {
-        let (Some(a), Some(s)) = (r.be64(at), r.be64(at.saturating_add(8))) else {
-            return Err(DtbError::Header);
-        };
-        if a == 0 && s == 0 {
-            break;
+    // The memory reservation block: (address, size) pairs up to a zero pair.
+    if let Some(mut at) = word(16) {
+        for _ in 0..1024 {
+            let (Some(a), Some(s)) = (be(blob, at), be(blob, at.saturating_add(8))) else {
+                return Err(DtbError::Header);
+            };
+            if a == 0 && s == 0 {
+                break;
+            }
+            if let Some(range) = PhysRange::sized(a, s) {
+                info.reserved.push((String::from("/memreserve/"), range));
+            }
+            at = at.saturating_add(16);
         }
-        if let Some(range) = PhysRange::sized(a, s) {
-            info.reserved.push((String::from("/memreserve/"), range));
-        }
-        at = at.saturating_add(16);
     }
-
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut at = off_struct;
-    let bad = |at: usize| DtbError::Structure(at);
-    loop {
-        let token = r.be32(at).filter(|_| at < struct_end).ok_or(bad(at))?;
-        let here = at;
-        at = at.checked_add(4).ok_or(bad(here))?;
-        match token {
-            BEGIN_NODE => {
-                let name = r.cstr(at, struct_end).ok_or(bad(here))?;
-                at = at
-                    .checked_add(name.len() + 1)
-                    .map(|a| (a + 3) & !3)
-                    .ok_or(bad(here))?;
-                if stack.len() >= MAX_DEPTH {
-                    return Err(bad(here));
+    let root_children = t.node(0).map(|n| n.children.clone()).unwrap_or_default();
+    for &i in &root_children {
+        let Some(node) = t.node(i) else { continue };
+        let base = node.name.split('@').next().unwrap_or("");
+        let device_type = t.prop(i, "device_type").map(str_prop);
+        if base == "psci" {
+            info.psci = match t.prop(i, "method").map(str_prop).as_deref() {
+                Some("smc") => Some(Conduit::Smc),
+                Some("hvc") => Some(Conduit::Hvc),
+                _ => None,
+            };
+        } else if (device_type.as_deref() == Some("memory") || base == "memory") && usable(&t, i) {
+            info.memory.extend(regions(&t, i));
+        } else if node.name == "reserved-memory" {
+            for &c in &node.children {
+                info.reserved
+                    .extend(regions(&t, c).into_iter().map(|r| (t.path(c), r)));
+            }
+        } else if node.name == "cpus" {
+            let ac = t.addr_cells(i);
+            for &c in &node.children {
+                let Some(cpu) = t.node(c) else { continue };
+                let is_cpu = t.prop(c, "device_type").map(str_prop).as_deref() == Some("cpu")
+                    || cpu.name.split('@').next() == Some("cpu");
+                if !is_cpu {
+                    continue;
                 }
-                let (ac, sc) = (2, 1);
-                stack.push(Frame {
-                    name: String::from(name),
-                    ac,
-                    sc,
-                    ..Frame::default()
+                let reg = t.prop(c, "reg").and_then(tree::cells).unwrap_or_default();
+                let mpidr = match (ac, reg.as_slice()) {
+                    (1, [lo, ..]) => u64::from(*lo) & MPIDR_AFF_MASK,
+                    (2, [hi, lo, ..]) => ((u64::from(*hi) << 32) | u64::from(*lo)) & MPIDR_AFF_MASK,
+                    _ => u64::MAX,
+                };
+                info.cpus.push(Cpu {
+                    node: t.path(c),
+                    mpidr,
+                    enable_method: t.prop(c, "enable-method").map(str_prop),
+                    usable: usable(&t, c),
                 });
             }
-            END_NODE => {
-                let node = stack.pop().ok_or(bad(here))?;
-                close_node(&mut info, &stack, node);
-                if stack.is_empty() {
-                    // The root closed: what follows must be END (NOPs allowed).
-                    loop {
-                        match r.be32(at).filter(|_| at < struct_end) {
-                            Some(NOP) => at = at.saturating_add(4),
-                            Some(END) => return Ok(info),
-                            _ => return Err(bad(at)),
-                        }
-                    }
-                }
-            }
-            PROP => {
-                let len = r.be32(at).ok_or(bad(here))?;
-                let nameoff = r.be32(at.saturating_add(4)).ok_or(bad(here))?;
-                let len = usize::try_from(len).map_err(|_| bad(here))?;
-                let vstart = at.checked_add(8).ok_or(bad(here))?;
-                let vend = vstart.checked_add(len).ok_or(bad(here))?;
-                let value = blob
-                    .get(vstart..vend)
-                    .filter(|_| vend <= struct_end)
-                    .ok_or(bad(here))?;
-                let name_at = off_strings
-                    .checked_add(usize::try_from(nameoff).map_err(|_| bad(here))?)
-                    .ok_or(bad(here))?;
-                let name = r.cstr(name_at, strings_end).ok_or(bad(here))?;
-                at = (vend + 3) & !3;
-                let node = stack.last_mut().ok_or(bad(here))?;
-                match name {
-                    "#address-cells" => node.ac = cells(value, 1).map_or(2, |(v, _)| v as u32),
-                    "#size-cells" => node.sc = cells(value, 1).map_or(1, |(v, _)| v as u32),
-                    "device_type" => node.device_type = str_prop(value),
-                    "reg" => node.reg = Vec::from(value),
-                    "status" => node.status = Some(str_prop(value)),
-                    "enable-method" => node.enable_method = Some(str_prop(value)),
-                    "method" => node.method = Some(str_prop(value)),
-                    _ => {}
-                }
-            }
-            NOP => {}
-            _ => return Err(bad(here)),
         }
     }
-}
-
-fn path(stack: &[Frame], node: &Frame) -> String {
-    let mut p = String::new();
-    for f in stack.iter().skip(1).chain(core::iter::once(node)) {
-        p.push('/');
-        p.push_str(&f.name);
-    }
-    if p.is_empty() {
-        p.push('/');
-    }
-    p
-}
-
-fn close_node(info: &mut BoardInfo, parents: &[Frame], node: Frame) {
-    // A node's `reg` is read with its parent's cells.
-    let (ac, sc) = parents.last().map_or((2, 1), |p| (p.ac, p.sc));
-    let depth = parents.len();
-    let parent_name = parents.last().map(|p| p.name.as_str());
-    let base = node.name.split('@').next().unwrap_or("");
-    if depth == 2 && parent_name == Some("cpus") && (node.device_type == "cpu" || base == "cpu") {
-        let p = path(parents, &node);
-        let mpidr = if (1..=2).contains(&ac) && node.reg.len() >= ac as usize * 4 {
-            cells(&node.reg, ac).map(|(v, _)| v & MPIDR_AFF_MASK)
-        } else {
-            None
-        };
-        info.cpus.push(Cpu {
-            node: p,
-            mpidr: mpidr.unwrap_or(u64::MAX),
-            enable_method: node.enable_method,
-            usable: matches!(node.status.as_deref(), None | Some("okay") | Some("ok")),
-        });
-    } else if depth == 1 && base == "psci" {
-        info.psci = match node.method.as_deref() {
-            Some("smc") => Some(Conduit::Smc),
-            Some("hvc") => Some(Conduit::Hvc),
-            _ => None,
-        };
-    } else if depth == 1 && (node.device_type == "memory" || base == "memory") {
-        if matches!(node.status.as_deref(), None | Some("okay") | Some("ok")) {
-            reg_ranges(&node.reg, ac, sc, |r| info.memory.push(r));
-        }
-    } else if depth == 2 && parent_name == Some("reserved-memory") {
-        let p = path(parents, &node);
-        reg_ranges(&node.reg, ac, sc, |r| info.reserved.push((p.clone(), r)));
-    }
+    Ok(info)
 }
 
 /// The cores seL4 gets, in logical order: the running core (`boot_mpidr`) is core 0, then the

@@ -116,7 +116,7 @@ mod blob;
 mod error;
 mod guest;
 mod refs;
-mod tree;
+pub mod tree;
 mod verify;
 mod writer;
 

@@ -1,5 +1,7 @@
-//! A device tree read into memory (with the `fdt` crate), with the lookups the builder needs:
-//! paths, phandles, `#*-cells`, interrupt parents and `reg` translated through `ranges`.
+//! A device tree read into memory (with the `fdt` crate, after the bounds-checked walk of
+//! [`crate::DtbError`]), with the lookups the builder needs: paths, phandles, `#*-cells`,
+//! interrupt parents and `reg` translated through `ranges`. Public so that other readers of
+//! firmware and board trees (the boot loader's `boot-plan`) use the same checked reader.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -14,17 +16,21 @@ use crate::blob::{self, MAX_DEPTH};
 
 /// One node.
 #[derive(Debug)]
-pub(crate) struct Node<'a> {
+pub struct Node<'a> {
     /// Full name (`hsp@3c00000`); empty for the root.
     pub name: String,
+    /// Index of the parent node (`None` for the root).
     pub parent: Option<usize>,
+    /// Indices of the child nodes, in tree order.
     pub children: Vec<usize>,
+    /// Properties: name and raw value, in tree order.
     pub props: Vec<(&'a str, &'a [u8])>,
 }
 
 /// A whole tree; node 0 is the root.
 #[derive(Debug)]
-pub(crate) struct Tree<'a> {
+pub struct Tree<'a> {
+    /// Every node, parents before their children.
     pub nodes: Vec<Node<'a>>,
     phandles: BTreeMap<u32, usize>,
     /// The largest phandle in use (0 if none).
@@ -32,7 +38,7 @@ pub(crate) struct Tree<'a> {
 }
 
 /// Big-endian cells of a property value, if its length is a multiple of 4.
-pub(crate) fn cells(value: &[u8]) -> Option<Vec<u32>> {
+pub fn cells(value: &[u8]) -> Option<Vec<u32>> {
     if !value.len().is_multiple_of(4) {
         return None;
     }
@@ -62,7 +68,7 @@ pub(crate) fn number(cells: &[u32]) -> Option<u128> {
 }
 
 /// The strings of a string-list property, if it is one.
-pub(crate) fn strings(value: &[u8]) -> Option<Vec<&str>> {
+pub fn strings(value: &[u8]) -> Option<Vec<&str>> {
     let body = value.strip_suffix(&[0])?;
     body.split(|&b| b == 0)
         .map(|s| core::str::from_utf8(s).ok())
@@ -183,10 +189,12 @@ impl<'a> Tree<'a> {
         Ok(())
     }
 
+    /// Node `i`.
     pub fn node(&self, i: usize) -> Option<&Node<'a>> {
         self.nodes.get(i)
     }
 
+    /// The parent of node `i`.
     pub fn parent(&self, i: usize) -> Option<usize> {
         self.node(i).and_then(|n| n.parent)
     }
@@ -226,6 +234,7 @@ impl<'a> Tree<'a> {
         Some(cur)
     }
 
+    /// The node with `phandle`.
     pub fn by_phandle(&self, phandle: u32) -> Option<usize> {
         self.phandles.get(&phandle).copied()
     }
@@ -238,6 +247,7 @@ impl<'a> Tree<'a> {
             .map(|(&p, _)| p)
     }
 
+    /// Node `i`'s property `name`, raw.
     pub fn prop(&self, i: usize, name: &str) -> Option<&'a [u8]> {
         self.node(i)?
             .props
@@ -270,10 +280,12 @@ impl<'a> Tree<'a> {
         self.cell(i, "#size-cells").unwrap_or(1)
     }
 
+    /// Whether node `i` has property `name`.
     pub fn has(&self, i: usize, name: &str) -> bool {
         self.prop(i, name).is_some()
     }
 
+    /// Node `i`'s `compatible` strings.
     pub fn compatible(&self, i: usize) -> Vec<&'a str> {
         self.prop(i, "compatible")
             .and_then(strings)
