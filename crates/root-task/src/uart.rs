@@ -18,8 +18,6 @@ use crate::space::map_device_page;
 /// Where the UART's page is mapped in the root task (below the guest-RAM window, apart from
 /// the RTC's page).
 const UART_VADDR: usize = crate::backend::RAM_WINDOW - 0x40_0000;
-/// Polls of a full FIFO before a character is dropped.
-const SPIN: u32 = 1_000_000;
 
 /// The mapped register base (0: not mapped), the kind (0 PL011, 1 16550) and register shift.
 static BASE: AtomicUsize = AtomicUsize::new(0);
@@ -44,35 +42,29 @@ pub fn init(objs: &mut Objects, uart: HostUart) -> Result<(), AllocError> {
     Ok(())
 }
 
-fn reg(base: usize, offset: usize) -> *mut u32 {
-    (base + offset) as *mut u32
+/// The UART and where its registers are mapped, once `init` has run.
+fn mapped() -> Option<(HostUart, usize)> {
+    let base = BASE.load(Ordering::Acquire);
+    if base == 0 {
+        return None;
+    }
+    let uart = match KIND.load(Ordering::Relaxed) {
+        0 => HostUart::Pl011 { base: 0 },
+        _ => HostUart::Ns16550 {
+            base: 0,
+            reg_shift: SHIFT.load(Ordering::Relaxed),
+        },
+    };
+    Some((uart, base))
 }
 
 /// Writes one byte.
 pub fn putc(b: u8) {
-    let base = BASE.load(Ordering::Acquire);
-    if base == 0 {
-        fallback(b);
-        return;
-    }
-    // SAFETY: `init` mapped the UART's registers at `base`, device memory, for the root task.
-    unsafe {
-        if KIND.load(Ordering::Relaxed) == 0 {
-            for _ in 0..SPIN {
-                if reg(base, 0x18).read_volatile() & (1 << 5) == 0 {
-                    break; // FR.TXFF clear
-                }
-            }
-            reg(base, 0).write_volatile(u32::from(b));
-        } else {
-            let lsr = 5usize << SHIFT.load(Ordering::Relaxed);
-            for _ in 0..SPIN {
-                if reg(base, lsr).read_volatile() & (1 << 5) != 0 {
-                    break; // LSR.THRE
-                }
-            }
-            reg(base, 0).write_volatile(u32::from(b));
-        }
+    match mapped() {
+        // SAFETY: `init` mapped the UART's registers at `base`, device memory, for the root
+        // task (the kernel, built without printing, does not use it).
+        Some((uart, base)) => unsafe { host_uart::putc(uart, base, b) },
+        None => fallback(b),
     }
 }
 
@@ -89,11 +81,15 @@ pub struct Out;
 
 impl fmt::Write for Out {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                putc(b'\r');
-            }
-            putc(b);
+        match mapped() {
+            // SAFETY: as in `putc`.
+            Some((uart, base)) => unsafe { host_uart::write_str(uart, base, s) },
+            None => s.bytes().for_each(|b| {
+                if b == b'\n' {
+                    fallback(b'\r');
+                }
+                fallback(b)
+            }),
         }
         Ok(())
     }
