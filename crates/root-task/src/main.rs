@@ -376,11 +376,17 @@ fn set_affinity(_tcb: sel4::cap::Tcb, _i: u8) -> sel4::Result<()> {
 /// VMFault, VGICMaintenance, VCPUFault, VPPIEvent.
 const FAULT_LABELS: [sel4::Word; 6] = [1, 2, 5, 6, 7, 8];
 
+/// True the first time it is asked for `vcpu` (per `seen` table): warnings a guest can
+/// repeat at will are logged once per vCPU.
+fn first_for(seen: &core::sync::atomic::AtomicU32, vcpu: VcpuId) -> bool {
+    let bit = 1u32 << (vcpu.0 & 31);
+    seen.fetch_or(bit, core::sync::atomic::Ordering::Relaxed) & bit == 0
+}
+
 /// Logs, the first time per vCPU, a message the guest sent through its fault endpoint.
 fn warn_forged(vcpu: VcpuId, label: sel4::Word) {
     static SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-    let bit = 1u32 << (vcpu.0 & 31);
-    if SEEN.fetch_or(bit, core::sync::atomic::Ordering::Relaxed) & bit == 0 {
+    if first_for(&SEEN, vcpu) {
         log::warn!(
             "[{vcpu}] a message with label {label} through its fault endpoint (an HVC taken as \
              an seL4 Send/Call by the guest): not a fault, ignored (later ones not logged)"
@@ -388,18 +394,17 @@ fn warn_forged(vcpu: VcpuId, label: sel4::Word) {
     }
 }
 
-/// Answers a message the guest sent itself: a Call gets an empty reply (its vCPU runs on), a
-/// Send left no reply capability (seL4's Recv cleared the last one), so nothing happens. The
-/// vCPU's registers are not touched: after a Send it is running.
-fn reply_if_called() {
+/// Answers the message just received with an empty one: a fault or a Call resumes its
+/// vCPU; after a Send there is no reply capability (seL4's Recv cleared the last one), so
+/// nothing happens. No register of the vCPU is touched here: after a Send it is running.
+fn reply_empty() {
     sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)));
 }
 
 /// Logs, the first time per vCPU, a system call of the guest the kernel refused.
 fn warn_refused(vcpu: VcpuId) {
     static SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-    let bit = 1u32 << (vcpu.0 & 31);
-    if SEEN.fetch_or(bit, core::sync::atomic::Ordering::Relaxed) & bit == 0 {
+    if first_for(&SEEN, vcpu) {
         log::warn!(
             "[{vcpu}] an HVC taken as an seL4 system call on a capability the vCPU may not \
              use: refused by the kernel, x0 = -1 (later ones not logged)"
@@ -438,7 +443,7 @@ fn event_loop(
         // rust-sel4's parser would panic on them): logged, not answered.
         if !FAULT_LABELS.contains(&info.label()) {
             warn_forged(vcpu, info.label());
-            reply_if_called();
+            reply_empty();
             continue;
         }
         let fault = sel4::with_ipc_buffer(|ib| sel4::Fault::new(ib, &info));
@@ -478,15 +483,15 @@ fn event_loop(
                     hypervisor::GpReg::new(0),
                     u64::MAX,
                 );
-                vm.hyp.flush(vcpu);
-                sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)));
+                hypervisor::Hypervisor::commit(&mut vm.hyp, vcpu);
+                reply_empty();
                 continue;
             }
             _ => {
                 // NullFault or UserException: a message the guest sent itself (seL4_Send or
                 // seL4_Call from an HVC); no fault of a vCPU looks like it.
                 warn_forged(vcpu, info.label());
-                reply_if_called();
+                reply_empty();
                 continue;
             }
         };
@@ -498,9 +503,7 @@ fn event_loop(
             // would need a wake-up at its virtual timer's deadline, and the root task has no
             // timer. Where WFI does not trap (KernelArmDisableWFIWFETraps, Orin) it waits in
             // hardware.
-            Reply::Resume | Reply::Idle => {
-                sel4::with_ipc_buffer_mut(|ib| sel4::reply(ib, sel4::MessageInfo::new(0, 0, 0, 0)))
-            }
+            Reply::Resume | Reply::Idle => reply_empty(),
             Reply::Stopped | Reply::Nothing => {}
             Reply::Shutdown(event) => {
                 devs.flush_console();
