@@ -350,7 +350,18 @@ pub const MAX_TABLES: usize = 64;
 pub fn boot_map(ram: &[PhysRange], kernel: KernelWindow) -> Result<Tables, MapError> {
     let mut t = Tables::new(MAX_TABLES);
     t.map(0, 0, IDENTITY_END, Attrs::DEVICE)?;
-    for r in ram {
+    // A firmware's memory map lists RAM in many adjacent pieces (each type its own entry, at
+    // 4 KiB boundaries): merged first, only the real edges of RAM need small pages.
+    let mut merged: Vec<PhysRange> = ram.to_vec();
+    merged.sort();
+    let mut runs: Vec<PhysRange> = Vec::new();
+    for r in merged {
+        match runs.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => runs.push(r),
+        }
+    }
+    for r in &runs {
         let r = r.intersect(&PhysRange::new(0, IDENTITY_END));
         // Normal only on whole pages of RAM.
         let start = r.start.next_multiple_of(PAGE);

@@ -127,3 +127,24 @@ fn errors() {
         Err(MapError::TooManyTables(2))
     );
 }
+
+#[test]
+fn a_fragmented_firmware_map_costs_no_more_tables_than_its_real_edges() {
+    // 512 adjacent 4 KiB-granular pieces of one RAM range (as a UEFI memory map lists loader
+    // code, boot-services data, conventional memory ...), overlapping seL4's own range.
+    let mut ram = vec![PhysRange::new(0x4000_0000, 0xc000_0000)];
+    let mut at = 0x4000_3000u64;
+    for i in 0..512u64 {
+        let len = 0x1000 * (1 + i % 7);
+        ram.push(PhysRange::new(at, at + len));
+        at += len;
+    }
+    let k = KernelWindow {
+        virt: PhysRange::new(0x80_6000_0000, 0x80_6025_0000),
+        phys: 0x6000_0000,
+    };
+    let t = boot_map(&ram, k).unwrap();
+    let m = memory(&t);
+    assert!(t.len() <= 4, "{} tables", t.len());
+    assert_eq!(tr(&m, at - 0x1000).unwrap().index, ATTR_NORMAL);
+}

@@ -89,7 +89,7 @@ macro_rules! say {
     };
 }
 
-/// Stops the boot: says why on the UART (and on the firmware console while it exists).
+/// Stops the boot: says why on the UART, then parks the core.
 macro_rules! stop {
     ($($arg:tt)*) => {{
         say!("STOP: {}", format_args!($($arg)*));
@@ -180,8 +180,8 @@ fn load(platform: &'static Platform) -> ! {
     let Some(fw_dtb) = fw_dtb else {
         stop!("the firmware offers no device tree (no EFI_DTB_TABLE_GUID configuration table)")
     };
-    // SAFETY: the firmware's table points at a device tree; its header gives its size,
-    // which `dtb::read` checks against the 64 KiB read first and then the whole blob.
+    // SAFETY: the firmware's table points at a device tree: its 40-byte header first, whose
+    // `totalsize` (bounded below) says how much to read; `dtb::read` checks the whole blob.
     let header = unsafe { core::slice::from_raw_parts(fw_dtb as *const u8, 40) };
     let total = u32::from_be_bytes(
         header
