@@ -9,6 +9,7 @@
 //! load region outside RAM does not build. [`Platform::validate`] runs the same checks at run
 //! time and returns a [`PlatformError`] that names the regions and addresses at fault.
 #![no_std]
+#![forbid(unsafe_code)]
 
 mod host;
 mod orin_agx;
@@ -235,6 +236,120 @@ pub struct UartLayout {
     pub spi: Spi,
 }
 
+/// A virtio device behind the emulated PCI host bridge, by what it does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VirtioKind {
+    /// virtio-console: the guest's `hvc0`.
+    Console,
+    /// virtio-blk: a disk.
+    Block,
+    /// virtio-net: a network interface.
+    Net,
+}
+
+impl VirtioKind {
+    /// The name logs and the docs use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VirtioKind::Console => "virtio-console",
+            VirtioKind::Block => "virtio-blk",
+            VirtioKind::Net => "virtio-net",
+        }
+    }
+}
+
+/// The emulated PCI host bridge and the virtio functions on it.
+#[derive(Clone, Copy, Debug)]
+pub struct PciHost {
+    /// Where its windows and interrupts are.
+    pub layout: PciLayout,
+    /// The virtio devices on bus 0, in slot order: `functions[n]` is in slot n.
+    pub functions: &'static [VirtioKind],
+}
+
+/// An emulated device: the list [`Platform::devices`] holds, which the validation, the
+/// stage-2 plan, the guest device tree and the VM builder all iterate. (The interrupt
+/// controller is not in it: every machine has exactly one, [`Platform::gic`].)
+#[derive(Clone, Copy, Debug)]
+pub enum Device {
+    /// A PL011 UART, the guest's `ttyAMA0` (and `serial0`).
+    Pl011(UartLayout),
+    /// The PCI host bridge with virtio devices.
+    Pci(PciHost),
+}
+
+/// An address window of an emulated device: the guest's accesses there trap to the VMM.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Its name in logs, errors and the VMM's bus (`pl011`, `pci-ecam`, `pci-mmio`).
+    pub name: &'static str,
+    /// Guest-physical range.
+    pub range: GuestRange,
+    /// The alignment its base and size need.
+    pub align: u64,
+}
+
+impl Device {
+    /// The most windows a device has.
+    pub const MAX_WINDOWS: usize = 2;
+    /// The most SPIs a device uses.
+    pub const MAX_SPIS: usize = 4;
+
+    /// The device's kind, as logs and errors name it.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Device::Pl011(_) => "pl011",
+            Device::Pci(_) => "pci",
+        }
+    }
+
+    /// Window `i` of the device (`None` past its last).
+    pub const fn window(&self, i: usize) -> Option<Window> {
+        match (self, i) {
+            (Device::Pl011(u), 0) => Some(Window {
+                name: "pl011",
+                range: GuestRange {
+                    base: u.base,
+                    size: PAGE_4K,
+                },
+                align: PAGE_4K,
+            }),
+            // ECAM: 4 KiB per function, 32 devices x 8 functions a bus, whole buses.
+            (Device::Pci(h), 0) => Some(Window {
+                name: "pci-ecam",
+                range: h.layout.ecam,
+                align: 0x10_0000,
+            }),
+            (Device::Pci(h), 1) => Some(Window {
+                name: "pci-mmio",
+                range: h.layout.mmio,
+                align: PAGE_4K,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Interrupt `i` of the device, with the name of its user (`None` past its last).
+    pub const fn spi(&self, i: usize) -> Option<(&'static str, Spi)> {
+        const INTX: [&str; 4] = ["pci-inta", "pci-intb", "pci-intc", "pci-intd"];
+        match self {
+            Device::Pl011(u) if i == 0 => Some(("pl011", u.spi)),
+            Device::Pci(h) if i < 4 => Some((INTX[i], h.layout.intx[i])),
+            _ => None,
+        }
+    }
+
+    /// Its windows.
+    pub fn windows(&self) -> impl Iterator<Item = Window> + '_ {
+        (0..Device::MAX_WINDOWS).map_while(|i| self.window(i))
+    }
+
+    /// Its interrupts, with their users' names.
+    pub fn spis(&self) -> impl Iterator<Item = (&'static str, Spi)> + '_ {
+        (0..Device::MAX_SPIS).map_while(|i| self.spi(i))
+    }
+}
+
 /// One board's guest.
 #[derive(Clone, Copy, Debug)]
 pub struct Platform {
@@ -262,10 +377,8 @@ pub struct Platform {
     pub passthrough_irqs: &'static [PassthroughIrq],
     /// The emulated GIC.
     pub gic: GicLayout,
-    /// The emulated PCI host bridge.
-    pub pci: PciLayout,
-    /// The emulated PL011, where the platform has one.
-    pub uart: Option<UartLayout>,
+    /// The emulated devices (at most one of each kind).
+    pub devices: &'static [Device],
     /// The host side: the boot loader's UART and the memory it must keep clear of.
     pub host: Host,
 }
@@ -287,15 +400,28 @@ impl Platform {
         }
     }
 
-    /// The UART's range, if there is one.
-    pub const fn uart_range(&self) -> Option<GuestRange> {
-        match self.uart {
-            Some(u) => Some(GuestRange {
-                base: u.base,
-                size: PAGE_4K,
-            }),
-            None => None,
+    /// The emulated PL011, if the table lists one.
+    pub const fn pl011(&self) -> Option<UartLayout> {
+        let mut i = 0;
+        while i < self.devices.len() {
+            if let Device::Pl011(u) = self.devices[i] {
+                return Some(u);
+            }
+            i += 1;
         }
+        None
+    }
+
+    /// The emulated PCI host bridge, if the table lists one.
+    pub const fn pci(&self) -> Option<PciHost> {
+        let mut i = 0;
+        while i < self.devices.len() {
+            if let Device::Pci(h) = self.devices[i] {
+                return Some(h);
+            }
+            i += 1;
+        }
+        None
     }
 
     /// MPIDR (affinity fields) of vCPU `n`.
@@ -303,16 +429,15 @@ impl Platform {
         n as u64
     }
 
-    /// Every emulated window with its name: the guest's accesses there trap to the VMM.
+    /// Every emulated window with its name, the interrupt controller's first: the guest's
+    /// accesses there trap to the VMM.
     pub fn emulated_windows(&self) -> impl Iterator<Item = (&'static str, GuestRange)> + '_ {
-        [
-            Some(("gicd", self.gicd_range())),
-            Some(("gicr", self.gicr_range())),
-            Some(("pci-ecam", self.pci.ecam)),
-            Some(("pci-mmio", self.pci.mmio)),
-            self.uart_range().map(|r| ("uart", r)),
-        ]
-        .into_iter()
-        .flatten()
+        [("gicd", self.gicd_range()), ("gicr", self.gicr_range())]
+            .into_iter()
+            .chain(
+                self.devices
+                    .iter()
+                    .flat_map(|d| d.windows().map(|w| (w.name, w.range))),
+            )
     }
 }

@@ -67,9 +67,9 @@
 //! maps all of these as Device-nGnRnE: stricter than the guest's Device-nGnRE, never weaker.
 
 use crate::{
-    Access, BoardNode, GicLayout, GuestPhysAddr, GuestRange, Host, HostReserved, HostUart,
-    LoadRegion, MemAttrs, Passthrough, PassthroughIrq, PciLayout, Platform, Ram, Spi, Trigger,
-    assert_valid,
+    Access, BoardNode, Device, GicLayout, GuestPhysAddr, GuestRange, Host, HostReserved, HostUart,
+    LoadRegion, MemAttrs, Passthrough, PassthroughIrq, PciHost, PciLayout, Platform, Ram, Spi,
+    Trigger, VirtioKind, assert_valid,
 };
 
 /// The Orin AGX platform.
@@ -138,12 +138,16 @@ pub const ORIN_AGX: Platform = Platform {
     // 0x6000_0000..0x7010_0000: MMIO ends at 0x3e20_0000, SYSRAM is 0x4000_0000 + 512 KiB, the
     // secure monitor's TZDRAM is reported at 0x5000_0000 + 4 MiB, DRAM starts at 0x8000_0000.
     // INTA..INTD are SPIs 416..419: the board's DTB uses SPIs up to 408, then 448..455.
-    pci: PciLayout {
-        ecam: GuestRange::new(0x7000_0000, 0x0010_0000),
-        mmio: GuestRange::new(0x6000_0000, 0x1000_0000),
-        intx: [Spi(416), Spi(417), Spi(418), Spi(419)],
-    },
-    uart: None,
+    // No PL011: the guest's console is the board's TCU (`/serial`, passed through), and
+    // `hvc0` on virtio-console.
+    devices: &[Device::Pci(PciHost {
+        layout: PciLayout {
+            ecam: GuestRange::new(0x7000_0000, 0x0010_0000),
+            mmio: GuestRange::new(0x6000_0000, 0x1000_0000),
+            intx: [Spi(416), Spi(417), Spi(418), Spi(419)],
+        },
+        functions: &[VirtioKind::Console, VirtioKind::Block, VirtioKind::Net],
+    })],
     // seL4's console is UARTA (support/sel4/README-orin.md): 16550 registers 4 bytes apart.
     host: Host {
         uart: HostUart::Ns16550 {

@@ -8,8 +8,8 @@
 //! identity-mapped and seL4 (loaded in the same physical RAM) is never in the guest's way.
 
 use crate::{
-    GicLayout, GuestPhysAddr, GuestRange, Host, HostUart, LoadRegion, PciLayout, Platform, Ram,
-    Spi, UartLayout, assert_valid,
+    Device, GicLayout, GuestPhysAddr, GuestRange, Host, HostUart, LoadRegion, PciHost, PciLayout,
+    Platform, Ram, Spi, UartLayout, VirtioKind, assert_valid,
 };
 
 /// The QEMU virt platform.
@@ -45,16 +45,21 @@ pub const QEMU_VIRT: Platform = Platform {
         dist: GuestPhysAddr(0x0800_0000),
         redist: GuestPhysAddr(0x080a_0000),
     },
-    pci: PciLayout {
-        // QEMU's ECAM window is 16 MiB (16 buses); the guest is told of bus 0 only.
-        ecam: GuestRange::new(0x3f00_0000, 0x0010_0000),
-        mmio: GuestRange::new(0x1000_0000, 0x2eff_0000),
-        intx: [Spi(3), Spi(4), Spi(5), Spi(6)],
-    },
-    uart: Some(UartLayout {
-        base: GuestPhysAddr(0x0900_0000),
-        spi: Spi(1),
-    }),
+    devices: &[
+        Device::Pl011(UartLayout {
+            base: GuestPhysAddr(0x0900_0000),
+            spi: Spi(1),
+        }),
+        Device::Pci(PciHost {
+            layout: PciLayout {
+                // QEMU's ECAM window is 16 MiB (16 buses); the guest is told of bus 0 only.
+                ecam: GuestRange::new(0x3f00_0000, 0x0010_0000),
+                mmio: GuestRange::new(0x1000_0000, 0x2eff_0000),
+                intx: [Spi(3), Spi(4), Spi(5), Spi(6)],
+            },
+            functions: VIRTIO,
+        }),
+    ],
     // seL4's console: the board's own PL011 (the guest's PL011 at the same guest-physical
     // address is emulated).
     host: Host {
@@ -62,5 +67,8 @@ pub const QEMU_VIRT: Platform = Platform {
         reserved: &[],
     },
 };
+
+/// The virtio devices of the QEMU tables, in slot order: `hvc0`, the disk, the network.
+pub(crate) const VIRTIO: &[VirtioKind] = &[VirtioKind::Console, VirtioKind::Block, VirtioKind::Net];
 
 const _: () = assert_valid(&QEMU_VIRT);

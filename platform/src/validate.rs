@@ -1,6 +1,6 @@
 //! The checks every platform table passes, at compile time and at run time.
 
-use crate::{DTB_MAX, GICD_SIZE, MAX_VCPUS, PAGE_2M, PAGE_4K, Platform, Spi};
+use crate::{DTB_MAX, Device, GICD_SIZE, MAX_VCPUS, PAGE_2M, PAGE_4K, Platform, Spi};
 use core::fmt;
 use guest_mem::{GuestPhysAddr, GuestRange};
 
@@ -85,6 +85,11 @@ pub enum PlatformError {
         /// The path.
         path: &'static str,
     },
+    /// The device list names a kind of device twice (the machine has one of each).
+    DuplicateDevice {
+        /// The kind.
+        kind: &'static str,
+    },
     /// No kernel command line or stdout path.
     MissingBootarg {
         /// Which field.
@@ -106,6 +111,7 @@ impl PlatformError {
             PlatformError::SpiOutOfRange { .. } => "an SPI is above 987",
             PlatformError::DuplicateSpi { .. } => "two interrupt users share an SPI",
             PlatformError::BadDtPath { .. } => "a device-tree path is not absolute",
+            PlatformError::DuplicateDevice { .. } => "a kind of emulated device is listed twice",
             PlatformError::MissingBootarg { .. } => "bootargs or stdout-path is empty",
         }
     }
@@ -174,6 +180,9 @@ impl fmt::Display for PlatformError {
                     "{region}: device-tree path {path:?} does not start with '/'"
                 )
             }
+            PlatformError::DuplicateDevice { kind } => {
+                write!(f, "devices: {kind} is listed twice (one of each kind)")
+            }
             PlatformError::MissingBootarg { field } => write!(f, "{field} is empty"),
         }
     }
@@ -229,28 +238,60 @@ macro_rules! tri {
 }
 
 impl Platform {
-    /// The number of address regions [`Platform::region`] enumerates.
-    pub const fn region_count(&self) -> usize {
-        6 + self.passthrough.len()
+    /// The number of emulated devices' windows.
+    const fn window_count(&self) -> usize {
+        let mut n = 0;
+        let mut d = 0;
+        while d < self.devices.len() {
+            let mut w = 0;
+            while self.devices[d].window(w).is_some() {
+                w += 1;
+            }
+            n += w;
+            d += 1;
+        }
+        n
     }
 
-    /// Address region `i`, with its name: RAM, the emulated windows, then the pass-through
-    /// regions. `None` past the end, and for the UART slot of a platform without one.
+    /// Emulated window `k` of all devices' windows, in list order.
+    const fn device_window(&self, mut k: usize) -> Option<crate::Window> {
+        let mut d = 0;
+        while d < self.devices.len() {
+            let mut w = 0;
+            while let Some(win) = self.devices[d].window(w) {
+                if k == 0 {
+                    return Some(win);
+                }
+                k -= 1;
+                w += 1;
+            }
+            d += 1;
+        }
+        None
+    }
+
+    /// The number of address regions [`Platform::region`] enumerates.
+    pub const fn region_count(&self) -> usize {
+        3 + self.window_count() + self.passthrough.len()
+    }
+
+    /// Address region `i`, with its name: RAM, the interrupt controller, each emulated
+    /// device's windows (in the list's order), then the pass-through regions.
     pub const fn region(&self, i: usize) -> Option<(&'static str, GuestRange)> {
         match i {
             0 => Some(("ram", self.ram.range)),
             1 => Some(("gicd", self.gicd_range())),
             2 => Some(("gicr", self.gicr_range())),
-            3 => Some(("pci-ecam", self.pci.ecam)),
-            4 => Some(("pci-mmio", self.pci.mmio)),
-            5 => match self.uart_range() {
-                Some(r) => Some(("uart", r)),
-                None => None,
-            },
             _ => {
-                let j = i - 6;
-                if j < self.passthrough.len() {
-                    let p = &self.passthrough[j];
+                let k = i - 3;
+                let w = self.window_count();
+                if k < w {
+                    match self.device_window(k) {
+                        Some(win) => Some((win.name, win.range)),
+                        None => None,
+                    }
+                } else if k - w < self.passthrough.len() {
+                    let p = &self.passthrough[k - w];
                     Some((p.name, p.range))
                 } else {
                     None
@@ -259,21 +300,40 @@ impl Platform {
         }
     }
 
-    /// Interrupt user `i`: pass-through IRQs, then INTA..INTD, then the UART.
+    /// The number of interrupt users [`Platform::irq`] enumerates.
+    const fn irq_count(&self) -> usize {
+        let mut n = self.passthrough_irqs.len();
+        let mut d = 0;
+        while d < self.devices.len() {
+            let mut s = 0;
+            while self.devices[d].spi(s).is_some() {
+                s += 1;
+            }
+            n += s;
+            d += 1;
+        }
+        n
+    }
+
+    /// Interrupt user `i`: pass-through IRQs, then each emulated device's (in list order).
     const fn irq(&self, i: usize) -> Option<(&'static str, Spi)> {
         let n = self.passthrough_irqs.len();
         if i < n {
             let p = &self.passthrough_irqs[i];
             return Some((p.name, p.spi));
         }
-        const INTX: [&str; 4] = ["pci-inta", "pci-intb", "pci-intc", "pci-intd"];
-        if i < n + 4 {
-            return Some((INTX[i - n], self.pci.intx[i - n]));
-        }
-        if i == n + 4
-            && let Some(u) = self.uart
-        {
-            return Some(("uart", u.spi));
+        let mut k = i - n;
+        let mut d = 0;
+        while d < self.devices.len() {
+            let mut s = 0;
+            while let Some(user) = self.devices[d].spi(s) {
+                if k == 0 {
+                    return Some(user);
+                }
+                k -= 1;
+                s += 1;
+            }
+            d += 1;
         }
         None
     }
@@ -296,10 +356,25 @@ impl Platform {
         tri!(check_range("ram", self.ram.range, PAGE_4K));
         tri!(check_range("gicd", self.gicd_range(), GICD_SIZE));
         tri!(check_range("gicr", self.gicr_range(), GICD_SIZE));
-        tri!(check_range("pci-ecam", self.pci.ecam, 0x10_0000));
-        tri!(check_range("pci-mmio", self.pci.mmio, PAGE_4K));
-        if let Some(r) = self.uart_range() {
-            tri!(check_range("uart", r, PAGE_4K));
+        let mut d = 0;
+        while d < self.devices.len() {
+            let dev = &self.devices[d];
+            let mut e = d + 1;
+            while e < self.devices.len() {
+                if matches!(
+                    (dev, &self.devices[e]),
+                    (Device::Pl011(_), Device::Pl011(_)) | (Device::Pci(_), Device::Pci(_))
+                ) {
+                    return Err(PlatformError::DuplicateDevice { kind: dev.kind() });
+                }
+                e += 1;
+            }
+            let mut w = 0;
+            while let Some(win) = dev.window(w) {
+                tri!(check_range(win.name, win.range, win.align));
+                w += 1;
+            }
+            d += 1;
         }
         let mut i = 0;
         while i < self.passthrough.len() {
@@ -388,7 +463,7 @@ impl Platform {
         }
 
         // Interrupts: in range and distinct.
-        let m = self.passthrough_irqs.len() + 5;
+        let m = self.irq_count();
         let mut a = 0;
         while a < m {
             if let Some((an, aspi)) = self.irq(a) {
@@ -419,7 +494,7 @@ impl Platform {
 
     /// The largest SPI the guest's GIC must implement.
     pub fn max_spi(&self) -> Spi {
-        (0..self.passthrough_irqs.len() + 5)
+        (0..self.irq_count())
             .filter_map(|i| self.irq(i))
             .map(|(_, s)| s)
             .max()

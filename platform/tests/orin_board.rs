@@ -114,7 +114,10 @@ fn every_pass_through_interrupt_is_an_spi_of_a_pass_through_node_with_its_trigge
 }
 
 fn emulated(p: &Platform) -> Vec<(&'static str, GuestRange)> {
-    vec![("pci-ecam", p.pci.ecam), ("pci-mmio", p.pci.mmio)]
+    p.devices
+        .iter()
+        .flat_map(|d| d.windows().map(|w| (w.name, w.range)))
+        .collect()
 }
 
 #[test]
@@ -152,10 +155,12 @@ fn the_emulated_windows_and_intx_spis_are_free_on_the_board() {
         .keys()
         .flat_map(|p| board.spis(p).into_iter().map(|(s, _, _)| s))
         .collect();
-    for spi in ORIN_AGX.pci.intx {
+    let spis: Vec<_> = ORIN_AGX.devices.iter().flat_map(|d| d.spis()).collect();
+    assert_eq!(spis.len(), 4, "INTA..INTD");
+    for (name, spi) in spis {
         assert!(
             !all_spis.contains(&spi.0),
-            "INTx SPI {} is used on the board",
+            "{name}: SPI {} is used on the board",
             spi.0
         );
     }

@@ -71,7 +71,7 @@ fn a_passthrough_region_over_an_emulated_window_is_refused() {
         ..QEMU_VIRT_PT
     }) {
         PlatformError::Overlap {
-            a: "uart",
+            a: "pl011",
             b: "pl031-rtc",
             ..
         } => {}
@@ -82,7 +82,7 @@ fn a_passthrough_region_over_an_emulated_window_is_refused() {
 #[test]
 fn an_interrupt_the_platform_already_uses_is_refused() {
     // SPI 1 is the emulated PL011's; SPI 3 is PCI INTA.
-    for (spi, user) in [(1, "uart"), (3, "pci-inta")] {
+    for (spi, user) in [(1, "pl011"), (3, "pci-inta")] {
         let irqs = [PassthroughIrq {
             name: "virtio-rng",
             spi: Spi(spi),

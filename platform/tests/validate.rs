@@ -10,6 +10,35 @@ fn err(p: Platform) -> PlatformError {
     p.validate().expect_err("the table should be refused")
 }
 
+/// `p` with its device list changed by `f` (a table's list is `'static`: the copy is leaked).
+fn devices(p: &mut Platform, f: impl FnOnce(&mut Vec<Device>)) {
+    let mut list = p.devices.to_vec();
+    f(&mut list);
+    p.devices = Box::leak(list.into_boxed_slice());
+}
+
+/// `p` with its PCI layout changed by `f`.
+fn pci(p: &mut Platform, f: impl Fn(&mut PciLayout)) {
+    devices(p, |list| {
+        for d in list {
+            if let Device::Pci(h) = d {
+                f(&mut h.layout);
+            }
+        }
+    });
+}
+
+/// `p` with its PL011 moved to `base`.
+fn pl011_at(p: &mut Platform, base: u64) {
+    devices(p, |list| {
+        for d in list {
+            if let Device::Pl011(u) = d {
+                u.base = GuestPhysAddr(base);
+            }
+        }
+    });
+}
+
 #[test]
 fn shipped_tables_are_valid() {
     for p in PLATFORMS {
@@ -46,7 +75,7 @@ fn design_document_orin_numbers_overlap() {
 #[test]
 fn empty_region() {
     let mut p = base();
-    p.pci.mmio = GuestRange::new(0x1000_0000, 0);
+    pci(&mut p, |l| l.mmio = GuestRange::new(0x1000_0000, 0));
     assert_eq!(err(p), PlatformError::Empty { region: "pci-mmio" });
     let mut p = base();
     p.initrd.max_size = 0;
@@ -139,17 +168,14 @@ fn misaligned_regions() {
 #[test]
 fn overlapping_regions_name_both() {
     let mut p = base();
-    p.uart = Some(UartLayout {
-        base: GuestPhysAddr(0x080b_0000),
-        spi: Spi(1),
-    });
+    pl011_at(&mut p, 0x080b_0000);
     // The UART now sits inside the redistributor region (regions are checked in table order).
     assert_eq!(
         err(p),
         PlatformError::Overlap {
             a: "gicr",
             a_range: GuestRange::new(0x080a_0000, 0x8_0000),
-            b: "uart",
+            b: "pl011",
             b_range: GuestRange::new(0x080b_0000, 0x1000),
         }
     );
@@ -212,7 +238,7 @@ fn vcpu_count() {
 #[test]
 fn spis() {
     let mut p = base();
-    p.pci.intx[2] = Spi(988);
+    pci(&mut p, |l| l.intx[2] = Spi(988));
     assert_eq!(
         err(p),
         PlatformError::SpiOutOfRange {
@@ -221,12 +247,12 @@ fn spis() {
         }
     );
     let mut p = base();
-    p.pci.intx[3] = Spi(1);
+    pci(&mut p, |l| l.intx[3] = Spi(1));
     assert_eq!(
         err(p),
         PlatformError::DuplicateSpi {
-            a: "pci-intd",
-            b: "uart",
+            a: "pl011",
+            b: "pci-intd",
             spi: Spi(1)
         }
     );
@@ -307,4 +333,63 @@ fn every_error_has_a_summary_and_a_message() {
     let e = err(p);
     assert_eq!(e.summary(), "vCPU count must be 1..=16");
     assert_eq!(e.to_string(), "0 vCPUs: must be 1..=16");
+}
+
+#[test]
+fn one_device_of_each_kind() {
+    let mut p = base();
+    devices(&mut p, |list| {
+        let uart = list[0];
+        list.push(uart);
+    });
+    assert_eq!(err(p), PlatformError::DuplicateDevice { kind: "pl011" });
+    assert_eq!(
+        err(p).to_string(),
+        "devices: pl011 is listed twice (one of each kind)"
+    );
+}
+
+#[test]
+fn the_device_list_is_what_the_regions_and_interrupts_come_from() {
+    // Without devices, only RAM and the interrupt controller are left; with them, every
+    // window in list order, named as the VMM's bus names them.
+    let mut p = base();
+    p.devices = &[];
+    assert_eq!(p.validate(), Ok(()));
+    assert_eq!(p.region_count(), 3);
+    assert_eq!(p.max_spi(), Spi(0));
+    let p = base();
+    let names: Vec<_> = (0..p.region_count())
+        .filter_map(|i| p.region(i))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        ["ram", "gicd", "gicr", "pl011", "pci-ecam", "pci-mmio"]
+    );
+    let windows: Vec<_> = p.emulated_windows().map(|(n, _)| n).collect();
+    assert_eq!(windows, ["gicd", "gicr", "pl011", "pci-ecam", "pci-mmio"]);
+    assert_eq!(p.max_spi(), Spi(6));
+    let spis: Vec<_> = p.devices.iter().flat_map(|d| d.spis()).collect();
+    assert_eq!(
+        spis,
+        [
+            ("pl011", Spi(1)),
+            ("pci-inta", Spi(3)),
+            ("pci-intb", Spi(4)),
+            ("pci-intc", Spi(5)),
+            ("pci-intd", Spi(6))
+        ]
+    );
+    // A misaligned ECAM window is named by its window name.
+    let mut p = base();
+    pci(&mut p, |l| l.ecam = GuestRange::new(0x3f08_0000, 0x10_0000));
+    assert_eq!(
+        err(p),
+        PlatformError::Misaligned {
+            region: "pci-ecam",
+            value: 0x3f08_0000,
+            align: 0x10_0000
+        }
+    );
 }

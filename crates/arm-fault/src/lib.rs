@@ -10,6 +10,7 @@
 //! SIMD, ...) cannot be emulated without decoding the guest's instruction from its memory.
 //! The VMM does not guess: [`decode`] returns [`DecodeError::NoSyndrome`] naming the address.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

@@ -11,6 +11,7 @@
 //!
 //! The loader copies, cleans caches and jumps; it decides nothing this crate did not.
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 #[cfg(feature = "prefix")]

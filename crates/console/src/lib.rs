@@ -13,6 +13,7 @@
 //! * [`format_record`]: the VMM's log-line format, `[vmm WARN vcpu1] message`, shared by the
 //!   root task's logger and the host tests so both print the same thing.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

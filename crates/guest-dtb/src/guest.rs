@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use vmm_platform::{GICD_SIZE, GuestRange, Platform, Spi};
+use vmm_platform::{Device, GICD_SIZE, GuestRange, PciHost, Platform, Spi, UartLayout};
 
 use crate::refs::{self, Layout, Policy, RefError};
 use crate::tree::{self, Tree};
@@ -109,11 +109,15 @@ fn emulated_names(p: &Platform) -> Vec<String> {
         "psci".to_string(),
         "timer".to_string(),
         format!("intc@{}", hex(p.gic.dist.0)),
-        format!("pcie@{}", hex(p.pci.ecam.base.0)),
     ];
-    if let Some(u) = p.uart {
-        v.push("apb-pclk".to_string());
-        v.push(format!("pl011@{}", hex(u.base.0)));
+    for d in p.devices {
+        match d {
+            Device::Pl011(u) => {
+                v.push("apb-pclk".to_string());
+                v.push(format!("pl011@{}", hex(u.base.0)));
+            }
+            Device::Pci(h) => v.push(format!("pcie@{}", hex(h.layout.ecam.base.0))),
+        }
     }
     v
 }
@@ -137,8 +141,12 @@ pub(crate) fn build(
             });
         }
     }
-    if p.pci.mmio.end() > 1 << 32 {
-        return Err(Error::PciWindow { window: p.pci.mmio });
+    if let Some(h) = p.pci()
+        && h.layout.mmio.end() > 1 << 32
+    {
+        return Err(Error::PciWindow {
+            window: h.layout.mmio,
+        });
     }
     let board = Tree::read(data)?;
     let n = board.nodes.len();
@@ -313,7 +321,7 @@ impl<'a> Builder<'_, 'a> {
                     named_by: "stdout-path".into(),
                 });
         }
-        if self.p.uart.is_some() && path == "serial0" {
+        if self.p.pl011().is_some() && path == "serial0" {
             return Ok(None);
         }
         let target = self
@@ -422,7 +430,7 @@ impl<'a> Builder<'_, 'a> {
     /// (with the emulated PL011): a passed-through PrimeCell's `clocks` then point at the
     /// VMM's, the same 24 MHz fixed clock.
     fn is_emulated_clock(&self, i: usize) -> bool {
-        self.p.uart.is_some()
+        self.p.pl011().is_some()
             && self.board.path(i) == "/apb-pclk"
             && self.board.compatible(i).contains(&"fixed-clock")
     }
@@ -818,6 +826,73 @@ impl<'a> Builder<'_, 'a> {
         node
     }
 
+    /// The virtio PCI host bridge's node.
+    fn pci_node(&self, h: &PciHost) -> Result<ONode, Error> {
+        let mut pci = ONode::new(format!("pcie@{}", hex(h.layout.ecam.base.0)));
+        let mut ranges = vec![
+            PCI_MEM32,
+            (h.layout.mmio.base.0 >> 32) as u32,
+            h.layout.mmio.base.0 as u32,
+        ];
+        ranges.extend(self.enc("PCI window", h.layout.mmio.base.0, self.root_ac)?);
+        ranges.extend([(h.layout.mmio.size >> 32) as u32, h.layout.mmio.size as u32]);
+        let mut map = Vec::new();
+        // The mask keeps the low two bits of the device number: four slots of entries route
+        // all 32 (the swizzle depends on the slot modulo 4 only).
+        for slot in 0..4u32 {
+            for pin in 1..=4u32 {
+                let spi = h
+                    .layout
+                    .intx
+                    // slot < 4, pin in 1..=4.
+                    .get((slot.wrapping_add(pin).wrapping_sub(1) % 4) as usize)
+                    .map_or(0, |s| s.0);
+                map.extend([
+                    slot << 11,
+                    0,
+                    0,
+                    pin,
+                    self.gic_phandle,
+                    GIC_SPI,
+                    spi,
+                    LEVEL_HIGH,
+                ]);
+            }
+        }
+        pci.string("compatible", "pci-host-ecam-generic")
+            .string("device_type", "pci")
+            .cells("reg", &self.reg("PCI ECAM", &[h.layout.ecam])?)
+            .cells("#address-cells", &[3])
+            .cells("#size-cells", &[2])
+            .cells("ranges", &ranges)
+            .cells("bus-range", &[0, 0])
+            .cells("#interrupt-cells", &[1])
+            .cells("interrupt-map-mask", &[PCI_SLOT_MASK, 0, 0, 7])
+            .cells("interrupt-map", &map)
+            .empty("dma-coherent");
+        Ok(pci)
+    }
+
+    /// The emulated PL011's node and its clock's.
+    fn pl011_nodes(&self, u: &UartLayout) -> Result<(ONode, ONode), Error> {
+        let mut clk = ONode::new("apb-pclk");
+        clk.string("compatible", "fixed-clock")
+            .cells("#clock-cells", &[0])
+            .cells("clock-frequency", &[UART_CLOCK_HZ])
+            .string("clock-output-names", "clk24mhz")
+            .cells("phandle", &[self.clock_phandle]);
+        let mut uart = ONode::new(format!("pl011@{}", hex(u.base.0)));
+        uart.strings("compatible", &["arm,pl011", "arm,primecell"])
+            .cells(
+                "reg",
+                &self.reg("UART", &[GuestRange::new(u.base.0, vmm_platform::PAGE_4K)])?,
+            )
+            .cells("interrupts", &[GIC_SPI, u.spi.0, LEVEL_HIGH])
+            .cells("clocks", &[self.clock_phandle, self.clock_phandle])
+            .strings("clock-names", &["uartclk", "apb_pclk"]);
+        Ok((clk, uart))
+    }
+
     fn guest_root(
         &mut self,
         props: &mut [Option<Props>],
@@ -851,7 +926,7 @@ impl<'a> Builder<'_, 'a> {
         // /aliases: the emulated UART, then the board's aliases of nodes the guest gets.
         let mut aliases = ONode::new("aliases");
         let mut taken = BTreeSet::new();
-        if let Some(u) = p.uart {
+        if let Some(u) = p.pl011() {
             aliases.string("serial0", &format!("/pl011@{}", hex(u.base.0)));
             taken.insert("serial0".to_string());
         }
@@ -940,70 +1015,18 @@ impl<'a> Builder<'_, 'a> {
             .cells("phandle", &[self.gic_phandle]);
         root.child(gic);
 
-        // The virtio PCI host bridge.
-        let mut pci = ONode::new(format!("pcie@{}", hex(p.pci.ecam.base.0)));
-        let mut ranges = vec![
-            PCI_MEM32,
-            (p.pci.mmio.base.0 >> 32) as u32,
-            p.pci.mmio.base.0 as u32,
-        ];
-        ranges.extend(self.enc("PCI window", p.pci.mmio.base.0, self.root_ac)?);
-        ranges.extend([(p.pci.mmio.size >> 32) as u32, p.pci.mmio.size as u32]);
-        let mut map = Vec::new();
-        // The mask keeps the low two bits of the device number: four slots of entries route
-        // all 32 (the swizzle depends on the slot modulo 4 only).
-        for slot in 0..4u32 {
-            for pin in 1..=4u32 {
-                let spi = p
-                    .pci
-                    .intx
-                    // slot < 4, pin in 1..=4.
-                    .get((slot.wrapping_add(pin).wrapping_sub(1) % 4) as usize)
-                    .map_or(0, |s| s.0);
-                map.extend([
-                    slot << 11,
-                    0,
-                    0,
-                    pin,
-                    self.gic_phandle,
-                    GIC_SPI,
-                    spi,
-                    LEVEL_HIGH,
-                ]);
+        // The emulated devices, in the table's order.
+        for d in p.devices {
+            match d {
+                Device::Pci(h) => {
+                    root.child(self.pci_node(h)?);
+                }
+                Device::Pl011(u) => {
+                    let (clock, uart) = self.pl011_nodes(u)?;
+                    root.child(clock);
+                    root.child(uart);
+                }
             }
-        }
-        pci.string("compatible", "pci-host-ecam-generic")
-            .string("device_type", "pci")
-            .cells("reg", &self.reg("PCI ECAM", &[p.pci.ecam])?)
-            .cells("#address-cells", &[3])
-            .cells("#size-cells", &[2])
-            .cells("ranges", &ranges)
-            .cells("bus-range", &[0, 0])
-            .cells("#interrupt-cells", &[1])
-            .cells("interrupt-map-mask", &[PCI_SLOT_MASK, 0, 0, 7])
-            .cells("interrupt-map", &map)
-            .empty("dma-coherent");
-        root.child(pci);
-
-        // The emulated PL011 and its clock.
-        if let Some(u) = p.uart {
-            let mut clk = ONode::new("apb-pclk");
-            clk.string("compatible", "fixed-clock")
-                .cells("#clock-cells", &[0])
-                .cells("clock-frequency", &[UART_CLOCK_HZ])
-                .string("clock-output-names", "clk24mhz")
-                .cells("phandle", &[self.clock_phandle]);
-            root.child(clk);
-            let mut uart = ONode::new(format!("pl011@{}", hex(u.base.0)));
-            uart.strings("compatible", &["arm,pl011", "arm,primecell"])
-                .cells(
-                    "reg",
-                    &self.reg("UART", &[GuestRange::new(u.base.0, vmm_platform::PAGE_4K)])?,
-                )
-                .cells("interrupts", &[GIC_SPI, u.spi.0, LEVEL_HIGH])
-                .cells("clocks", &[self.clock_phandle, self.clock_phandle])
-                .strings("clock-names", &["uartclk", "apb_pclk"]);
-            root.child(uart);
         }
 
         // The board's nodes.

@@ -107,6 +107,7 @@
 //! `vm-fdt`: that writer refuses property names longer than 31 characters, and real board nodes
 //! have them (`nvidia,aspm-l0s-entrance-latency-us` on every Tegra234 PCIe controller).
 #![no_std]
+#![forbid(unsafe_code)]
 // A board DTB is input too (and a fuzz target): checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

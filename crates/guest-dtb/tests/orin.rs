@@ -389,7 +389,11 @@ fn gic_pci_and_memory_follow_the_table() {
             assert_eq!(parent, GIC);
             let line = virtio_pci::PciBus::intx_line(slot as u8, pin as u8);
             assert_eq!(line, ((slot + pin - 1) % 4) as usize);
-            assert_eq!(spec, [0, p.pci.intx[line].0, 4], "slot {slot} pin {pin}");
+            assert_eq!(
+                spec,
+                [0, p.pci().unwrap().layout.intx[line].0, 4],
+                "slot {slot} pin {pin}"
+            );
             assert!(spec[1] > 255);
         }
     }

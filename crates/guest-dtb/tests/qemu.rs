@@ -159,7 +159,7 @@ fn pci_host_bridge() {
     assert_eq!(dt.cells(pci, "reg"), [0, 0x3f00_0000, 0, 0x10_0000]);
     assert_eq!(dt.u32(pci, "#address-cells"), 3);
     assert_eq!(dt.u32(pci, "#size-cells"), 2);
-    let m = p.pci.mmio;
+    let m = p.pci().unwrap().layout.mmio;
     assert_eq!(
         dt.cells(pci, "ranges"),
         [
@@ -199,7 +199,7 @@ impl Routes for Dt {
                 );
                 assert_eq!(
                     spec,
-                    [0, p.pci.intx[line].0, 4],
+                    [0, p.pci().unwrap().layout.intx[line].0, 4],
                     "slot {slot} pin {pin}: SPI, level-high"
                 );
             }
@@ -211,7 +211,7 @@ impl Routes for Dt {
 #[test]
 fn pl011_and_its_clock_like_qemus() {
     let p = &QEMU_VIRT;
-    let uart = p.uart.unwrap();
+    let uart = p.pl011().unwrap();
     let (_, dt) = guest(true);
     let u = "/pl011@9000000";
     assert_eq!(dt.strs(u, "compatible"), ["arm,pl011", "arm,primecell"]);

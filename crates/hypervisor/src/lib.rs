@@ -7,7 +7,17 @@
 //! fuzzers implement it with plain data.
 //!
 //! The trait is object safe: device models and the vGIC take `&mut dyn Hypervisor`.
+//!
+//! With the `test-utils` feature, [`testing::TestHyp`] is a configurable double for host tests,
+//! fuzzers and benchmarks.
 #![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "test-utils")]
+extern crate alloc;
+
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 use core::fmt;
 

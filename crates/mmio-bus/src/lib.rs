@@ -11,6 +11,7 @@
 //! the GIC and PCI specifications require of reserved registers, and because Linux probes
 //! registers that may not exist (an abort would kill the guest on a harmless probe).
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
@@ -87,6 +88,14 @@ pub trait MmioDevice {
         size: AccessSize,
         value: u64,
     ) -> Result<(), MmioError>;
+}
+
+/// A device with work no guest access triggers: chains left past a notify's budget, a frame
+/// or console input its backend has for the guest. The VMM runs it after an access reached
+/// the bus (`vmm::Vm::poll_devices`) and when outside input arrives.
+pub trait DevicePoll {
+    /// Does the pending work; raises interrupts through `ctx`.
+    fn poll(&mut self, ctx: &mut DeviceCtx<'_>);
 }
 
 /// Why a device could not be added to the bus.

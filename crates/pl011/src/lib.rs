@@ -68,6 +68,7 @@
 //! them when it finds the UART enabled. [`Pl011::new_hw_reset`] gives the TRM's reset values
 //! for guests that program the UART themselves.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

@@ -9,6 +9,7 @@
 //! CPU_SUSPEND is served as a standby (WFI-like) state whatever the requested power state,
 //! as KVM does: a wake-up interrupt returns from the call with SUCCESS.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

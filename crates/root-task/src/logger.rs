@@ -7,6 +7,8 @@ struct DebugConsole;
 static LOGGER: DebugConsole = DebugConsole;
 
 /// The most verbose level compiled in, chosen at build time with `VMM_LOG=trace|debug|info|warn|error`.
+// A constant: the indexing is evaluated (and checked) at compile time.
+#[allow(clippy::indexing_slicing)]
 const LEVEL: LevelFilter = match option_env!("VMM_LOG") {
     Some(s) if s.len() == 5 && s.as_bytes()[0] == b't' => LevelFilter::Trace,
     Some(s) if s.len() == 5 && s.as_bytes()[0] == b'd' => LevelFilter::Debug,

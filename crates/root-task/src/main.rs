@@ -30,7 +30,7 @@ use hypervisor::{SystemEvent, VcpuId};
 use sel4::{CNodeCapData, cap_type, init_thread};
 use sel4_root_task::{Never, root_task};
 use stage2::Plan;
-use vmm::{Event, Reply, Vm, loader};
+use vmm::{Event, Reply, loader};
 use vmm_platform::Platform;
 
 use backend::{Sel4Hyp, Vcpu};
@@ -52,6 +52,8 @@ const PROGRESS_EVERY: u64 = match option_env!("VMM_PROGRESS") {
     None => 0,
 };
 
+// Evaluated at compile time only: an index out of range there is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn parse_u64(s: &str) -> u64 {
     let b = s.as_bytes();
     let mut i = 0;
@@ -269,16 +271,15 @@ fn run(bootinfo: &sel4::BootInfo, p: &'static Platform) -> Result<SystemEvent, S
         dtb.size
     );
 
-    let (gic, bus, mut devs) = devices::Devices::build(p, images::DISK).at("devices")?;
-    let mut vm = Vm::new(hyp, gic, bus, mem, p.vcpus);
-    vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
-    vm.stats
-        .name_irqs(p.passthrough_irqs.iter().map(|i| (i.spi.intid(), i.name)));
-    vm.boot(entry, GuestPhysAddr(dtb.base.0)).at("boot vcpu0")?;
+    let mut machine = devices::build(p, hyp, mem, images::DISK).at("devices")?;
+    machine
+        .vm
+        .boot(entry, GuestPhysAddr(dtb.base.0))
+        .at("boot vcpu0")?;
     log::info!("vmm: vcpu0 started");
     let started = clock.now();
 
-    let event = event_loop(&mut vm, fault_ep, &mut devs, p);
+    let event = event_loop(&mut machine, fault_ep, p);
     match clock.since(started) {
         Some((s, ms, source)) => {
             log::info!("vmm: guest run time {s}.{ms:03} s (vcpu0 start to {event:?}; {source})")
@@ -413,17 +414,17 @@ fn warn_refused(vcpu: VcpuId) {
 }
 
 fn event_loop(
-    vm: &mut Vm<'_, Sel4Hyp, devices::Gic>,
+    machine: &mut devices::Machine<'_>,
     fault_ep: sel4::cap::Endpoint,
-    devs: &mut devices::Devices,
     p: &Platform,
 ) -> SystemEvent {
+    let vm = &mut machine.vm;
     let mut events: u64 = 0;
     loop {
         let (info, badge) = fault_ep.recv(());
         events += 1;
         if PROGRESS_EVERY != 0 && events.is_multiple_of(PROGRESS_EVERY) {
-            out!("vmm: {events} events\n{}", vm.stats);
+            out!("vmm: {events} events\n{}", vm.stats());
         }
         if badge & IRQ_BADGE != 0 {
             for n in 0..p.passthrough_irqs.len() {
@@ -468,7 +469,7 @@ fn event_loop(
             },
             sel4::Fault::UnknownSyscall(_) => {
                 // A guest HVC: seL4 restarts at the HVC itself, so step over it first.
-                hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
+                hypervisor::Hypervisor::advance_pc(vm.hyp_mut(), vcpu, 4);
                 Event::Hvc { vcpu }
             }
             sel4::Fault::CapFault(_) => {
@@ -476,14 +477,14 @@ fn event_loop(
                 // on its fault endpoint): refused; the vCPU goes on after the HVC with x0 = -1
                 // (SMCCC NOT_SUPPORTED).
                 warn_refused(vcpu);
-                hypervisor::Hypervisor::advance_pc(&mut vm.hyp, vcpu, 4);
+                hypervisor::Hypervisor::advance_pc(vm.hyp_mut(), vcpu, 4);
                 hypervisor::Hypervisor::set_gpr(
-                    &mut vm.hyp,
+                    vm.hyp_mut(),
                     vcpu,
                     hypervisor::GpReg::new(0),
                     u64::MAX,
                 );
-                hypervisor::Hypervisor::commit(&mut vm.hyp, vcpu);
+                hypervisor::Hypervisor::commit(vm.hyp_mut(), vcpu);
                 reply_empty();
                 continue;
             }
@@ -506,16 +507,15 @@ fn event_loop(
             Reply::Resume | Reply::Idle => reply_empty(),
             Reply::Stopped | Reply::Nothing => {}
             Reply::Shutdown(event) => {
-                devs.flush_console();
-                out!("vmm: exit statistics\n{}", vm.stats);
+                if let Some(u) = &machine.uart {
+                    u.flush();
+                }
+                out!("vmm: exit statistics\n{}", vm.stats());
                 return event;
             }
         }
-        // Devices only get work left over from an access to one of them (chains past a
-        // notify's budget, a frame the backend answered): GIC, WFI, PSCI and interrupt events
-        // need no poll (which costs more than a GIC register exit, vmm-bench's poll row).
-        if vm.take_device_work() {
-            devs.poll(vm);
-        }
+        // After the reply, so the vCPU runs meanwhile: the devices' left-over work, if an
+        // access reached one (the VM keeps track; otherwise this is a flag test).
+        vm.poll_devices();
     }
 }

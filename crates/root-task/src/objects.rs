@@ -192,16 +192,18 @@ impl Objects {
                 paddr,
                 size_bits: bits,
             })?;
-        let target = paddr - self.untypeds[ut].paddr;
-        if self.untypeds[ut].watermark > target {
-            return Err(AllocError::NotCovered {
-                paddr,
-                size_bits: bits,
-            });
+        let not_covered = AllocError::NotCovered {
+            paddr,
+            size_bits: bits,
+        };
+        let watermark = |objs: &Self| objs.untypeds.get(ut).map(|u| u.watermark);
+        let base = self.untypeds.get(ut).map_or(0, |u| u.paddr);
+        let target = paddr - base;
+        if watermark(self).is_none_or(|wm| wm > target) {
+            return Err(not_covered);
         }
         // Pad up to `target` with the largest naturally aligned untypeds that fit.
-        while self.untypeds[ut].watermark < target {
-            let wm = self.untypeds[ut].watermark;
+        while let Some(wm) = watermark(self).filter(|&wm| wm < target) {
             let gap = target - wm;
             let align_bits = if wm == 0 {
                 usize::BITS - 1

@@ -6,6 +6,7 @@
 //! 4 KiB pages about 470 times slower. Emulated windows are deliberately *not* mapped, so every
 //! guest access there faults to the VMM.
 #![no_std]
+#![forbid(unsafe_code)]
 // No value overflows silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
@@ -375,7 +376,7 @@ mod tests {
             [
                 ("gicd", GuestRange::new(0x0800_0000, 0x1_0000)),
                 ("gicr", GuestRange::new(0x080a_0000, 0x8_0000)),
-                ("uart", GuestRange::new(0x0900_0000, 0x1000)),
+                ("pl011", GuestRange::new(0x0900_0000, 0x1000)),
                 ("pci-mmio", GuestRange::new(0x1000_0000, 0x2eff_0000)),
                 ("pci-ecam", GuestRange::new(0x3f00_0000, 0x10_0000)),
             ]

@@ -77,6 +77,7 @@
 //! `has_pending` to decide whether a WFI idles. Every call that may make an interrupt
 //! deliverable fills list registers at once, of whichever vCPU it concerns.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
@@ -90,8 +91,8 @@ use alloc::vec::Vec;
 use arm_fault::{AccessSize, SysReg};
 use guest_mem::GuestPhysAddr;
 use hypervisor::{Hypervisor, VcpuId, VirtualIrq};
+use irqchip::InterruptController;
 use mmio_bus::{LogOnce, MmioError};
-use vmm::InterruptController;
 use vmm_platform::{GICD_SIZE, GICR_STRIDE, MAX_VCPUS, Platform, Trigger};
 
 /// The virtual timer's PPI (CNTV, INTID 27).

@@ -13,10 +13,10 @@ mod common;
 use arm_fault::SysReg;
 use common::{Ev, LrEntry, Machine, platform};
 use hypervisor::{VcpuId, VirtualIrq};
+use irqchip::InterruptController;
 use proptest::prelude::*;
 use vgic::ListRegister;
 use vgic::regs::{gicd, gicr, gicr_sgi};
-use vmm::InterruptController;
 use vmm_platform::{PassthroughIrq, Spi, Trigger};
 
 /// SPI 8 (INTID 40) level pass-through, SPI 9 (INTID 41) edge pass-through; QEMU's emulated
@@ -522,7 +522,6 @@ fn kernel_refuses_a_list_register() {
 #[test]
 fn list_register_count_from_the_hypervisor() {
     let mut m = Machine::new(&platform(2, PT), 4);
-    m.hyp.nlr = vec![1, 3];
     m.hyp.lrs = vec![vec![None; 1], vec![None; 3]];
     m.bring_up(2);
     for i in 42..46 {

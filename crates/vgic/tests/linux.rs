@@ -22,8 +22,8 @@ mod common;
 use arm_fault::AccessSize;
 use common::{Ev, Machine};
 use hypervisor::VcpuId;
+use irqchip::InterruptController;
 use vgic::VTIMER_PPI;
-use vmm::InterruptController;
 use vmm_platform::ORIN_AGX;
 
 // include/linux/irqchip/arm-gic-v3.h and arm-gic.h, under the kernel's names.

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use common::{Machine, platform};
 use hypervisor::VcpuId;
-use vmm::InterruptController;
+use irqchip::InterruptController;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 

@@ -13,10 +13,10 @@ mod common;
 use arm_fault::AccessSize::{self, Byte, Double, Half, Word};
 use common::Machine;
 use hypervisor::VcpuId;
+use irqchip::InterruptController;
 use mmio_bus::MmioError;
 use proptest::prelude::*;
 use vgic::regs::{gicd, gicr, gicr_sgi};
-use vmm::InterruptController;
 use vmm_platform::{ORIN_AGX, QEMU_VIRT};
 
 const WIDTHS: [AccessSize; 4] = [Byte, Half, Word, Double];

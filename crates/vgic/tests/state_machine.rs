@@ -27,10 +27,10 @@ mod common;
 use arm_fault::AccessSize;
 use common::{Ev, Machine, platform};
 use hypervisor::VcpuId;
+use irqchip::InterruptController;
 use proptest::prelude::*;
 use vgic::ListRegister;
 use vgic::regs::{gicd, gicr};
-use vmm::InterruptController;
 use vmm_platform::{PassthroughIrq, Spi, Trigger};
 
 static PT: &[PassthroughIrq] = &[
@@ -368,7 +368,8 @@ fn candidates(m: &mut Machine, model: &Model) -> Vec<(u32, u8, Vec<usize>)> {
 }
 
 fn free_lr(m: &Machine, v: usize) -> bool {
-    (0..m.hyp.nlr[v]).any(|lr| m.gic.list_register(VcpuId(v as u8), lr) == Some(ListRegister::Free))
+    (0..m.hyp.lrs[v].len())
+        .any(|lr| m.gic.list_register(VcpuId(v as u8), lr) == Some(ListRegister::Free))
 }
 
 fn leftover(m: &Machine, v: usize, intid: u32) -> bool {

@@ -24,6 +24,7 @@
 //! work, never panic, touch guest RAM only through [`GuestMemory`], and report what they cannot
 //! continue from as a [`DeviceError`], which the transport turns into DEVICE_NEEDS_RESET.
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 

@@ -50,6 +50,7 @@
 //! device's own poll (console input, received frames). The VMM calls it when it has pushed
 //! input or a backend has frames, and regularly (after a batch of exits).
 #![no_std]
+#![forbid(unsafe_code)]
 // Guest values never overflow silently: checked, wrapping or saturating arithmetic only.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
@@ -483,6 +484,12 @@ impl SharedPciBus {
     /// [`PciBus::poll`].
     pub fn poll(&self, ctx: &mut DeviceCtx<'_>) {
         self.with(|b| b.poll(ctx));
+    }
+}
+
+impl mmio_bus::DevicePoll for SharedPciBus {
+    fn poll(&mut self, ctx: &mut DeviceCtx<'_>) {
+        SharedPciBus::poll(self, ctx);
     }
 }
 

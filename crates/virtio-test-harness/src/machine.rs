@@ -26,7 +26,7 @@ pub const RAM_SIZE: usize = 16 << 20;
 
 /// The PCI layout of QEMU virt (ECAM at 0x3f00_0000, BAR window 0x1000_0000.., SPIs 3..6).
 pub fn layout() -> PciLayout {
-    QEMU_VIRT.pci
+    QEMU_VIRT.pci().expect("qemu-virt has a PCI bridge").layout
 }
 
 struct Mapping {
@@ -330,10 +330,8 @@ impl MachineGuard {
         }
         let pci = SharedPciBus::new(pci);
         let mut bus = MmioBus::new();
-        bus.add("pci-ecam", l.ecam, pci.ecam_device())
-            .expect("ecam");
-        bus.add("pci-mmio", l.mmio, pci.mmio_device())
-            .expect("mmio");
+        let host = QEMU_VIRT.pci().expect("qemu-virt has a PCI bridge");
+        vm_builder::attach_pci(&mut bus, &host, &pci).expect("the bridge's windows");
         *dma() = Some(Dma {
             host: ram.ptr as usize,
             free: vec![true; RAM_SIZE / PAGE_SIZE],

@@ -8,49 +8,17 @@ use mmio_bus::{AccessSize, DeviceCtx, MmioBus};
 use std::cell::Cell;
 use std::sync::MutexGuard;
 use virtio_devices::VirtioDevice;
-use virtio_pci::{FunctionOptions, PciBus, PciLayout, SharedPciBus, status};
+use virtio_pci::{FunctionOptions, PciBus, PciLayout, SharedPciBus};
+use vm_test_kit::driver::{self, MmioPort, VirtioPci};
+
+pub use vm_test_kit::driver::{DEVICE_CFG, ISR, NOTIFY, common};
+/// A split queue the test owns (the kit's driver-side queue).
+pub use vm_test_kit::queue::GuestQueue as RawQueue;
 
 /// Guest RAM base.
 pub const RAM_BASE: u64 = 0x4000_0000;
 /// Guest RAM size of a rig.
 pub const RAM_SIZE: u64 = 1 << 20;
-
-/// Common configuration register offsets (§4.1.4.3).
-pub mod common {
-    /// device_feature_select
-    pub const DFSELECT: u64 = 0x00;
-    /// device_feature
-    pub const DF: u64 = 0x04;
-    /// driver_feature_select
-    pub const GFSELECT: u64 = 0x08;
-    /// driver_feature
-    pub const GF: u64 = 0x0c;
-    /// num_queues
-    pub const NUM_QUEUES: u64 = 0x12;
-    /// device_status
-    pub const STATUS: u64 = 0x14;
-    /// queue_select
-    pub const Q_SELECT: u64 = 0x16;
-    /// queue_size
-    pub const Q_SIZE: u64 = 0x18;
-    /// queue_enable
-    pub const Q_ENABLE: u64 = 0x1c;
-    /// queue_notify_off
-    pub const Q_NOFF: u64 = 0x1e;
-    /// queue_desc
-    pub const Q_DESC: u64 = 0x20;
-    /// queue_driver
-    pub const Q_AVAIL: u64 = 0x28;
-    /// queue_device
-    pub const Q_USED: u64 = 0x30;
-}
-
-/// ISR offset in the BAR.
-pub const ISR: u64 = 0x1000;
-/// Device configuration offset in the BAR.
-pub const DEVICE_CFG: u64 = 0x2000;
-/// Notification offset in the BAR.
-pub const NOTIFY: u64 = 0x3000;
 
 /// Counts guest-memory accesses (the work a request costs).
 #[derive(Default)]
@@ -73,23 +41,6 @@ impl AccessObserver for Counter {
     }
 }
 
-/// A split queue the test owns.
-#[derive(Clone, Copy, Debug)]
-pub struct RawQueue {
-    /// Queue index.
-    pub index: u16,
-    /// Size.
-    pub size: u16,
-    /// Descriptor table.
-    pub desc: u64,
-    /// Available ring.
-    pub avail: u64,
-    /// Used ring.
-    pub used: u64,
-    /// The driver's next available index.
-    pub avail_idx: u16,
-}
-
 /// The rig: the MMIO bus with the bridge, guest RAM with an access counter, interrupt lines.
 pub struct Rig {
     /// The VMM's MMIO bus.
@@ -108,7 +59,10 @@ pub struct Rig {
 
 /// QEMU virt's PCI layout.
 pub fn layout() -> PciLayout {
-    vmm_platform::QEMU_VIRT.pci
+    vmm_platform::QEMU_VIRT
+        .pci()
+        .expect("qemu-virt has a PCI bridge")
+        .layout
 }
 
 impl Rig {
@@ -136,10 +90,10 @@ impl Rig {
         }
         let pci = SharedPciBus::new(pci);
         let mut bus = MmioBus::new();
-        bus.add("pci-ecam", l.ecam, pci.ecam_device())
-            .expect("ecam");
-        bus.add("pci-mmio", l.mmio, pci.mmio_device())
-            .expect("mmio");
+        let host = vmm_platform::QEMU_VIRT
+            .pci()
+            .expect("qemu-virt has a PCI bridge");
+        vm_builder::attach_pci(&mut bus, &host, &pci).expect("the bridge's windows");
         Rig {
             bus,
             pci,
@@ -191,33 +145,35 @@ impl Rig {
 
     /// ECAM address of `slot`'s register `reg` on bus `bus`.
     pub fn ecam(bus: u64, slot: u64, func: u64, reg: u64) -> u64 {
-        layout().ecam.base.0 + (bus << 20 | slot << 15 | func << 12 | reg)
+        driver::ecam(&layout(), bus, slot, func, reg)
     }
 
     /// Configuration read of bus 0, function 0.
     pub fn cfg_read(&mut self, slot: u8, reg: u64, size: AccessSize) -> u64 {
-        self.read(Rig::ecam(0, u64::from(slot), 0, reg), size)
+        driver::cfg_read(self, &layout(), slot, reg, size)
     }
 
     /// Configuration write of bus 0, function 0.
     pub fn cfg_write(&mut self, slot: u8, reg: u64, size: AccessSize, v: u64) {
-        self.write(Rig::ecam(0, u64::from(slot), 0, reg), size, v);
+        driver::cfg_write(self, &layout(), slot, reg, size, v);
     }
 
     /// Where [`Rig::place_bars`] puts `slot`'s BAR.
     pub fn bar(slot: u8) -> u64 {
-        layout().mmio.base.0 + u64::from(slot) * virtio_pci::BAR_SIZE
+        driver::bar(&layout(), slot)
     }
 
-    /// Programs every device's 64-bit BAR 0 at [`Rig::bar`] and enables memory decoding and
-    /// bus mastering.
+    /// The PCI core's enumeration ([`driver::enumerate`]): every device's 64-bit BAR 0 sized
+    /// and placed at [`Rig::bar`], memory decoding and bus mastering enabled.
     pub fn place_bars(&mut self) {
         let n = self.pci.with(|b| b.len()).unwrap_or(0) as u8;
-        for slot in 0..n {
-            let a = Rig::bar(slot);
-            self.cfg_write(slot, 0x10, AccessSize::Word, a & 0xffff_ffff);
-            self.cfg_write(slot, 0x14, AccessSize::Word, a >> 32);
-            self.cfg_write(slot, 0x04, AccessSize::Half, 0x6);
+        driver::enumerate(self, &layout(), n);
+    }
+
+    fn dev(slot: u8) -> VirtioPci {
+        VirtioPci {
+            slot,
+            bar: Rig::bar(slot),
         }
     }
 
@@ -233,75 +189,58 @@ impl Rig {
 
     /// The device status.
     pub fn status(&mut self, slot: u8) -> u8 {
-        self.common_read(slot, common::STATUS, AccessSize::Byte) as u8
+        Rig::dev(slot).status(self)
     }
 
     /// Writes the device status.
     pub fn set_status(&mut self, slot: u8, s: u8) {
-        self.common_write(slot, common::STATUS, AccessSize::Byte, u64::from(s));
+        Rig::dev(slot).set_status(self, s);
     }
 
     /// The device's offered features.
     pub fn device_features(&mut self, slot: u8) -> u64 {
-        self.common_write(slot, common::DFSELECT, AccessSize::Word, 0);
-        let lo = self.common_read(slot, common::DF, AccessSize::Word);
-        self.common_write(slot, common::DFSELECT, AccessSize::Word, 1);
-        let hi = self.common_read(slot, common::DF, AccessSize::Word);
-        lo | hi << 32
+        Rig::dev(slot).device_features(self)
     }
 
     /// Writes the driver's features.
     pub fn write_features(&mut self, slot: u8, f: u64) {
-        self.common_write(slot, common::GFSELECT, AccessSize::Word, 0);
-        self.common_write(slot, common::GF, AccessSize::Word, f & 0xffff_ffff);
-        self.common_write(slot, common::GFSELECT, AccessSize::Word, 1);
-        self.common_write(slot, common::GF, AccessSize::Word, f >> 32);
+        Rig::dev(slot).write_features(self, f);
     }
 
-    /// Reset, ACKNOWLEDGE | DRIVER, features, FEATURES_OK; returns the status read back.
+    /// Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back.
     pub fn negotiate(&mut self, slot: u8, features: u64) -> u8 {
-        self.set_status(slot, 0);
-        self.set_status(slot, status::ACKNOWLEDGE | status::DRIVER);
-        self.write_features(slot, features);
-        self.set_status(
-            slot,
-            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
-        );
-        self.status(slot)
+        Rig::dev(slot).negotiate(self, Some(features))
     }
 
     /// Sets DRIVER_OK.
     pub fn driver_ok(&mut self, slot: u8) {
-        let s = self.status(slot);
-        self.set_status(slot, s | status::DRIVER_OK);
+        Rig::dev(slot).driver_ok(self);
+    }
+
+    /// Runs `f` with the rig as the driver's port and its RAM allocator.
+    fn with_alloc<R>(
+        &mut self,
+        f: impl FnOnce(&mut Rig, &mut dyn FnMut(u64, u64) -> u64) -> R,
+    ) -> R {
+        let mut next = self.next_free;
+        let r = f(self, &mut |len, align| {
+            let a = next.next_multiple_of(align);
+            next = a + len;
+            assert!(next <= RAM_BASE + RAM_SIZE, "rig RAM exhausted");
+            a
+        });
+        self.next_free = self.next_free.max(next);
+        r
     }
 
     /// Allocates rings for queue `index` of `size` entries and programs them (not enabled).
     pub fn queue_config(&mut self, slot: u8, index: u16, size: u16) -> RawQueue {
-        let n = u64::from(size);
-        let desc = self.alloc(16 * n, 16);
-        let avail = self.alloc(6 + 2 * n, 2);
-        let used = self.alloc(6 + 8 * n, 4);
-        self.common_write(slot, common::Q_SELECT, AccessSize::Half, u64::from(index));
-        self.common_write(slot, common::Q_SIZE, AccessSize::Half, n);
-        self.common_write(slot, common::Q_DESC, AccessSize::Double, desc);
-        self.common_write(slot, common::Q_AVAIL, AccessSize::Double, avail);
-        self.common_write(slot, common::Q_USED, AccessSize::Double, used);
-        RawQueue {
-            index,
-            size,
-            desc,
-            avail,
-            used,
-            avail_idx: 0,
-        }
+        self.with_alloc(|rig, alloc| Rig::dev(slot).queue_config(rig, index, Some(size), alloc))
     }
 
     /// Enables the selected queue `index`; returns queue_enable read back.
     pub fn enable(&mut self, slot: u8, index: u16) -> u64 {
-        self.common_write(slot, common::Q_SELECT, AccessSize::Half, u64::from(index));
-        self.common_write(slot, common::Q_ENABLE, AccessSize::Half, 1);
-        self.common_read(slot, common::Q_ENABLE, AccessSize::Half)
+        Rig::dev(slot).enable(self, index)
     }
 
     /// Configures and enables queue `index`.
@@ -313,101 +252,78 @@ impl Rig {
 
     /// Negotiates `features`, sets up `queues` (index, size) and sets DRIVER_OK.
     pub fn bring_up(&mut self, slot: u8, features: u64, queues: &[(u16, u16)]) -> Vec<RawQueue> {
-        let st = self.negotiate(slot, features);
-        assert_ne!(st & status::FEATURES_OK, 0, "FEATURES_OK accepted");
-        let qs = queues
-            .iter()
-            .map(|&(i, s)| self.queue(slot, i, s))
-            .collect();
-        self.driver_ok(slot);
-        qs
+        let sizes: Vec<_> = queues.iter().map(|&(i, s)| (i, Some(s))).collect();
+        self.with_alloc(|rig, alloc| Rig::dev(slot).probe(rig, Some(features), &sizes, alloc))
     }
 
     /// Notifies queue `index`.
     pub fn notify(&mut self, slot: u8, index: u16) {
-        self.write(
-            Rig::bar(slot) + NOTIFY + 4 * u64::from(index),
-            AccessSize::Half,
-            u64::from(index),
-        );
+        Rig::dev(slot).notify(self, index);
     }
 
     /// Reads (and so clears) the ISR.
     pub fn isr(&mut self, slot: u8) -> u8 {
-        self.read(Rig::bar(slot) + ISR, AccessSize::Byte) as u8
+        Rig::dev(slot).isr(self)
     }
 
     /// Writes descriptor `i` of `q`'s table.
     pub fn set_desc(&self, q: &RawQueue, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        self.write_desc_at(q.desc + 16 * u64::from(i), addr, len, flags, next);
+        q.set_desc(&self.mem, i, addr, len, flags, next);
     }
 
     /// Writes a descriptor at `at` (in a table of the test's, such as an indirect one).
     pub fn write_desc_at(&self, at: u64, addr: u64, len: u32, flags: u16, next: u16) {
-        let mut raw = [0u8; 16];
-        raw[0..8].copy_from_slice(&addr.to_le_bytes());
-        raw[8..12].copy_from_slice(&len.to_le_bytes());
-        raw[12..14].copy_from_slice(&flags.to_le_bytes());
-        raw[14..16].copy_from_slice(&next.to_le_bytes());
-        self.mem.write(GuestPhysAddr(at), &raw).expect("desc");
+        RawQueue::write_desc(&self.mem, at, addr, len, flags, next);
     }
 
     /// Puts `head` in the next available slot and publishes the index.
     pub fn push_avail(&self, q: &mut RawQueue, head: u16) {
-        let slot = u64::from(q.avail_idx % q.size);
-        self.mem
-            .write_u16(GuestPhysAddr(q.avail + 4 + 2 * slot), head)
-            .expect("ring");
-        q.avail_idx = q.avail_idx.wrapping_add(1);
-        self.set_avail_idx(q, q.avail_idx);
+        q.publish(&self.mem, head);
     }
 
     /// Publishes `idx` as avail.idx.
     pub fn set_avail_idx(&self, q: &RawQueue, idx: u16) {
-        self.mem
-            .write_u16(GuestPhysAddr(q.avail + 2), idx)
-            .expect("idx");
+        q.set_avail_idx(&self.mem, idx);
     }
 
     /// Sets `avail.flags`.
     pub fn set_avail_flags(&self, q: &RawQueue, flags: u16) {
-        self.mem
-            .write_u16(GuestPhysAddr(q.avail), flags)
-            .expect("flags");
+        q.set_avail_flags(&self.mem, flags);
     }
 
     /// Sets `used_event` (EVENT_IDX).
     pub fn set_used_event(&self, q: &RawQueue, v: u16) {
-        self.mem
-            .write_u16(GuestPhysAddr(q.avail + 4 + 2 * u64::from(q.size)), v)
-            .expect("used_event");
+        q.set_used_event(&self.mem, v);
     }
 
     /// `avail_event` as the device published it (EVENT_IDX).
     pub fn avail_event(&self, q: &RawQueue) -> u16 {
-        self.mem
-            .read_u16(GuestPhysAddr(q.used + 4 + 8 * u64::from(q.size)))
-            .expect("avail_event")
+        q.avail_event(&self.mem)
     }
 
     /// The device's used.idx.
     pub fn used_idx(&self, q: &RawQueue) -> u16 {
-        self.mem
-            .read_u16(GuestPhysAddr(q.used + 2))
-            .expect("used idx")
+        q.used_idx(&self.mem)
     }
 
     /// Used element `i` (id, len).
     pub fn used_elem(&self, q: &RawQueue, i: u16) -> (u32, u32) {
-        let at = q.used + 4 + 8 * u64::from(i % q.size);
-        (
-            self.mem.read_u32(GuestPhysAddr(at)).expect("id"),
-            self.mem.read_u32(GuestPhysAddr(at + 4)).expect("len"),
-        )
+        q.used_elem(&self.mem, i)
     }
 
     /// The level of INTx line `line` (0 = INTA).
     pub fn intx(&self, line: usize) -> bool {
         self.irq.is_high(layout().intx[line].intid())
+    }
+}
+
+/// The rig's guest: each access straight onto the bus (vCPU 0).
+impl MmioPort for Rig {
+    fn read(&mut self, addr: u64, size: AccessSize) -> u64 {
+        Rig::read(self, addr, size)
+    }
+
+    fn write(&mut self, addr: u64, size: AccessSize, value: u64) {
+        Rig::write(self, addr, size, value);
     }
 }

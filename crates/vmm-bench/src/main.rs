@@ -14,6 +14,10 @@
 //! `DIR/results.md` (with `DIR/boot.json` folded in when `crates/vmm-bench/boot.sh` has made
 //! it).
 
+// The `#[unsafe(no_mangle)]` markers callgrind toggles on are in the library (`machine`); the
+// binary has no unsafe code of its own.
+#![forbid(unsafe_code)]
+
 use vmm_bench::machine;
 mod measure;
 mod report;

@@ -14,7 +14,7 @@ pub const WARMUP: u64 = 256;
 fn cycle_unmeasured(m: &mut Machine, c: &mut dyn Cycle) {
     c.prep(m);
     let s = c.measured(m);
-    let r = bench_unmeasured(&mut m.vm, &m.pci, &s);
+    let r = bench_unmeasured(&mut m.vm, &s);
     c.after(m, r);
 }
 
@@ -35,7 +35,7 @@ pub fn instr_mode(name: &str, n: u64) {
     for _ in 0..n {
         c.prep(&mut m);
         let s = c.measured(&m);
-        let r = bench_measured(&mut m.vm, &m.pci, &s);
+        let r = bench_measured(&mut m.vm, &s);
         c.after(&mut m, r);
     }
     c.check(&mut m);
@@ -118,7 +118,7 @@ pub fn time(name: &str, runs: usize, n: u64) -> Timing {
             c.prep(&mut m);
             let s = c.measured(&m);
             let t0 = Instant::now();
-            let r = bench_measured(&mut m.vm, &m.pci, black_box(&s));
+            let r = bench_measured(&mut m.vm, black_box(&s));
             total += t0.elapsed();
             c.after(&mut m, r);
         }
@@ -127,7 +127,7 @@ pub fn time(name: &str, runs: usize, n: u64) -> Timing {
             let s = c.measured(&m);
             let t0 = Instant::now();
             for _ in 0..n {
-                black_box(bench_measured(&mut m.vm, &m.pci, black_box(&s)));
+                black_box(bench_measured(&mut m.vm, black_box(&s)));
             }
             batches.push(t0.elapsed().as_nanos() as f64 / n as f64);
         }
@@ -148,7 +148,7 @@ pub fn calibrate(name: &str, ms: f64) -> u64 {
     while t0.elapsed() < Duration::from_millis(20) {
         c.prep(&mut m);
         let s = c.measured(&m);
-        let r = bench_measured(&mut m.vm, &m.pci, &s);
+        let r = bench_measured(&mut m.vm, &s);
         c.after(&mut m, r);
         n += 1;
     }
@@ -207,7 +207,7 @@ pub fn throughput(dp: &DataPath, runs: usize, ms: f64) -> Throughput {
         for _ in 0..n {
             c.prep(&mut m);
             let s = c.measured(&m);
-            let r = bench_measured(&mut m.vm, &m.pci, black_box(&s));
+            let r = bench_measured(&mut m.vm, black_box(&s));
             c.after(&mut m, r);
         }
         vmm.push(t0.elapsed().as_nanos() as f64 / n as f64);

@@ -316,12 +316,20 @@ impl Cycle for Pl011Tx {
     }
     fn after(&mut self, _: &mut Machine, _: Reply) {}
     fn check(&mut self, m: &mut Machine) {
-        let before = m.uart.with(|u| u.sink().lines()).unwrap_or(0);
+        let before = m
+            .uart
+            .as_ref()
+            .and_then(|u| u.with(|u| u.sink().lines()))
+            .unwrap_or(0);
         for _ in 0..LINE.len() {
             self.prep(m);
             m.exit(store(0, UART, AccessSize::Word));
         }
-        let after = m.uart.with(|u| u.sink().lines()).unwrap_or(0);
+        let after = m
+            .uart
+            .as_ref()
+            .and_then(|u| u.with(|u| u.sink().lines()))
+            .unwrap_or(0);
         assert_eq!(after, before + 1, "one line per 64 bytes");
     }
 }
@@ -411,7 +419,7 @@ impl Blk {
         Blk {
             irq: Irq {
                 slot: SLOT_BLK,
-                intid: Machine::intx_intid(SLOT_BLK),
+                intid: m.intx_intid(SLOT_BLK),
                 stage,
                 notify,
                 bar: m.bars[usize::from(SLOT_BLK)],
@@ -466,7 +474,7 @@ impl Cycle for Blk {
                 .enumerate()
                 .all(|(i, &b)| b == ((i + 24) % 251) as u8)
         );
-        let intx = m.vm.gic.list_register(VcpuId(0), 0);
+        let intx = m.vm.gic().list_register(VcpuId(0), 0);
         assert_eq!(intx, Some(vgic::ListRegister::Free), "INTx EOI'd");
         let _ = self.irq.slot;
     }
@@ -577,7 +585,7 @@ impl Cycle for Tx {
         m.exit(ev);
         self.after(m, Reply::Resume);
         assert_eq!(self.q.used_idx(m.mem()), self.q.last_used, "TX used");
-        let intx = Machine::intx_intid(self.slot);
+        let intx = m.intx_intid(self.slot);
         assert!(m.lr_holding(0, intx).is_none(), "no TX interrupt");
         let _ = self.len;
     }
@@ -606,7 +614,7 @@ impl Ping {
             rx,
             irq: Irq {
                 slot: SLOT_NET,
-                intid: Machine::intx_intid(SLOT_NET),
+                intid: m.intx_intid(SLOT_NET),
                 stage,
                 notify,
                 bar: m.bars[usize::from(SLOT_NET)],
@@ -686,7 +694,7 @@ impl Cycle for Null {
 /// A brought-up machine with every virtio device probed, and the cycle of scenario `name`.
 pub fn build(name: &str) -> Option<(Machine, Box<dyn Cycle>)> {
     use AccessSize::Word;
-    let mut m = Machine::new();
+    let mut m = crate::machine::new_machine();
     m.bring_up();
     let gicd_enable = 0b11_1010;
     let cycle: Box<dyn Cycle> = match name {
@@ -730,7 +738,7 @@ pub fn build(name: &str) -> Option<(Machine, Box<dyn Cycle>)> {
             })
         }
         "pci_cfg_read" => Box::new(Reg {
-            ev: load(0, Machine::ecam(SLOT_BLK, 0x4), Word),
+            ev: load(0, m.ecam(SLOT_BLK, 0x4), Word),
             store: None,
             expect: Some(0x0010_0006),
         }),

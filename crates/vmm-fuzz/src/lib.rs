@@ -22,6 +22,7 @@
 //!
 //! A violated invariant panics, which is what libFuzzer reports.
 
+#![forbid(unsafe_code)]
 // A violated invariant panics: that is what libFuzzer reports and the replay tests catch.
 #![allow(clippy::panic)]
 
@@ -32,8 +33,9 @@ use std::cell::RefCell;
 use arm_fault::{AccessSize, Esr};
 use guest_mem::{GuestPhysAddr, GuestRange};
 use hypervisor::VcpuId;
-use machine::{BUF_OFF, Faults, GuestQueue, Machine, RAM_LEN, Watch};
+use machine::{BUF_OFF, GuestQueue, Machine, RAM_LEN, Watch};
 use vmm::{Event, Reply};
+use vmm_platform::VirtioKind;
 use vmm_platform::{GICR_STRIDE, Platform};
 
 /// Most operations one input runs.
@@ -117,11 +119,11 @@ impl Focus {
     }
 
     /// The device a virtio focus aims at.
-    fn slot(self) -> Option<u8> {
+    fn device(self) -> Option<VirtioKind> {
         match self {
-            Focus::VirtioBlk | Focus::VirtioBlkValid => Some(machine::SLOT_BLK),
-            Focus::VirtioNet => Some(machine::SLOT_NET),
-            Focus::VirtioConsole => Some(machine::SLOT_CONSOLE),
+            Focus::VirtioBlk | Focus::VirtioBlkValid => Some(VirtioKind::Block),
+            Focus::VirtioNet => Some(VirtioKind::Net),
+            Focus::VirtioConsole => Some(VirtioKind::Console),
             _ => None,
         }
     }
@@ -206,7 +208,6 @@ impl Bounds {
 struct Rig<'m> {
     m: Machine<'m>,
     watch: &'m Watch,
-    faults: &'m Faults,
     bounds: Bounds,
     slot: Option<u8>,
 }
@@ -218,7 +219,7 @@ impl<'m> Rig<'m> {
             Event::Exit { vcpu, .. } | Event::Hvc { vcpu } => Some(vcpu),
             _ => None,
         };
-        let pcs = self.m.vm.hyp.pc;
+        let pcs = self.m.vm.hyp().pc.clone();
         self.watch.reset();
         let reply = self.m.exit(ev);
         self.check(&pcs, exiting, &format!("{ev:?}"));
@@ -226,17 +227,17 @@ impl<'m> Rig<'m> {
     }
 
     fn poll(&mut self) {
-        let pcs = self.m.vm.hyp.pc;
+        let pcs = self.m.vm.hyp().pc.clone();
         self.watch.reset();
-        self.m.poll();
+        self.m.vm.poll_devices_now();
         self.check(&pcs, None, "poll");
     }
 
-    fn check(&self, before: &[u64; 4], exiting: Option<VcpuId>, what: &str) {
+    fn check(&self, before: &[u64], exiting: Option<VcpuId>, what: &str) {
         if let Some((addr, len)) = self.watch.outside.get() {
             panic!("{what}: guest-memory access {addr:#x}+{len:#x} outside guest RAM");
         }
-        if let Some(f) = self.faults.take() {
+        if let Some(f) = self.m.vm.hyp().take_violation() {
             panic!("{what}: {f}");
         }
         let accesses = self.watch.accesses.get();
@@ -246,7 +247,7 @@ impl<'m> Rig<'m> {
             "{what}: unbounded work: {accesses} accesses, {bytes} bytes (bounds {:?})",
             self.bounds
         );
-        for (v, (old, new)) in before.iter().zip(self.m.vm.hyp.pc.iter()).enumerate() {
+        for (v, (old, new)) in before.iter().zip(self.m.vm.hyp().pc.iter()).enumerate() {
             let moved = new.wrapping_sub(*old);
             let allowed = exiting.is_some_and(|e| e.index() == v);
             // 4 for an A64 (or A32) instruction, 2 for a 16-bit T32 one (ESR.IL = 0).
@@ -259,7 +260,7 @@ impl<'m> Rig<'m> {
             let mut held = Vec::new();
             for lr in 0..vgic::MAX_LIST_REGISTERS {
                 if let Some(vgic::ListRegister::Holds(intid)) =
-                    self.m.vm.gic.list_register(VcpuId(v), lr)
+                    self.m.vm.gic().list_register(VcpuId(v), lr)
                 {
                     assert!(
                         !held.contains(&intid),
@@ -335,7 +336,7 @@ impl<'m> Rig<'m> {
         self.m.set_reg(vcpu, reg, value);
         self.event(Event::Exit {
             vcpu: VcpuId(vcpu),
-            esr: machine::esr_dabt(size, reg, write),
+            esr: arm_fault::syndrome::data_abort(size, reg, write),
             ipa: GuestPhysAddr(addr),
         })
     }
@@ -358,8 +359,7 @@ impl<'m> Rig<'m> {
             .iter()
             .filter(|q| self.slot.is_none_or(|s| q.slot == s))
             .collect();
-        qs.get(usize::from(pick) % qs.len().max(1))
-            .map(|q| (*q).clone())
+        qs.get(usize::from(pick) % qs.len().max(1)).map(|q| **q)
     }
 
     /// The guest writes 8 bytes into a ring (or, with the top bit of `which`, the buffers).
@@ -436,7 +436,7 @@ impl<'m> Rig<'m> {
             let _ = self
                 .m
                 .vm
-                .mem
+                .mem()
                 .write_u16(GuestPhysAddr(q.avail + 4 + 2 * slot), h);
             q.avail_idx = q.avail_idx.wrapping_add(1);
             h = h.wrapping_add(step);
@@ -444,11 +444,11 @@ impl<'m> Rig<'m> {
         let _ = self
             .m
             .vm
-            .mem
+            .mem()
             .write_u16(GuestPhysAddr(q.avail + 2), q.avail_idx);
-        let q = q.clone();
+        let q = *q;
         self.m.set_reg(vcpu, 1, u64::from(q.index));
-        self.event(machine::notify_event(&q, vcpu))
+        self.event(q.notify_event(vcpu))
     }
 
     /// A request as a well-behaved driver builds it: a header, `n` data segments of 256 bytes
@@ -463,15 +463,14 @@ impl<'m> Rig<'m> {
             VIRTIO_BLK_T_OUT,
         };
         const SEG: u64 = 256;
-        let Some(qi) = self
-            .m
-            .queues
-            .iter()
-            .position(|q| q.slot == machine::SLOT_BLK)
+        let Some(qi) =
+            self.m.queues.iter().position(|q| {
+                Some(q.slot) == vm_builder::slot_of(self.m.functions, VirtioKind::Block)
+            })
         else {
             return Reply::Nothing;
         };
-        let Some(q) = self.m.queues.get(qi).cloned() else {
+        let Some(q) = self.m.queues.get(qi).copied() else {
             return Reply::Nothing;
         };
         let sectors = (machine::DISK_LEN as u64) / 512;
@@ -546,11 +545,12 @@ impl<'m> Rig<'m> {
             mq.avail_idx = idx;
         }
         self.m.set_reg(vcpu, 1, u64::from(q.index));
-        let reply = self.event(machine::notify_event(&q, vcpu));
+        let reply = self.event(q.notify_event(vcpu));
         let st = self
             .m
             .pci
-            .with(|b| b.device_status(q.slot))
+            .as_ref()
+            .and_then(|pci| pci.with(|b| b.device_status(q.slot)))
             .flatten()
             .unwrap_or(0);
         assert_eq!(
@@ -584,7 +584,7 @@ impl<'m> Rig<'m> {
             u64::from(input.u16())
         };
         self.m.set_reg(vcpu, 1, value);
-        self.event(machine::notify_event(&q, vcpu))
+        self.event(q.notify_event(vcpu))
     }
 
     /// An SMC with x0..x3 from the input, x0 usually a PSCI or SMCCC function.
@@ -627,7 +627,7 @@ impl<'m> Rig<'m> {
             self.m.set_reg(vcpu, r, v);
         }
         let esr = if pick & 0x80 == 0 {
-            machine::esr_smc()
+            arm_fault::syndrome::smc()
         } else {
             // HVC #0 (the PC is already past it).
             Esr((0x16 << 26) | (1 << 25))
@@ -675,7 +675,7 @@ impl<'m> Rig<'m> {
         self.m.set_reg(vcpu, 1, value);
         self.event(Event::Exit {
             vcpu: VcpuId(vcpu),
-            esr: machine::esr_msr_sgi1r(1),
+            esr: arm_fault::syndrome::msr_sgi1r(1),
             ipa: GuestPhysAddr(0),
         })
     }
@@ -683,9 +683,9 @@ impl<'m> Rig<'m> {
     /// An address in the GIC frames (distributor, or a redistributor of any vCPU or none).
     fn gic_addr(&self, input: &mut Input<'_>) -> u64 {
         if input.u8() & 1 == 0 {
-            self.m.gicd() + u64::from(input.u16())
+            self.m.p.gic.dist.0 + u64::from(input.u16())
         } else {
-            self.m.gicr() + u64::from(input.u32()) % (5 * GICR_STRIDE)
+            self.m.p.gic.redist.0 + u64::from(input.u32()) % (5 * GICR_STRIDE)
         }
     }
 
@@ -711,7 +711,7 @@ impl<'m> Rig<'m> {
             self.m.set_reg(0, 1, 0);
             let r = self.event(Event::Exit {
                 vcpu: VcpuId(0),
-                esr: machine::esr_dabt(AccessSize::Half, 1, false),
+                esr: arm_fault::syndrome::data_abort(AccessSize::Half, 1, false),
                 ipa: GuestPhysAddr(at),
             });
             assert_eq!(r, Reply::Resume, "ECAM read");
@@ -720,7 +720,7 @@ impl<'m> Rig<'m> {
         self.m.set_reg(0, 0, 0x8400_0000);
         let r = self.event(Event::Exit {
             vcpu: VcpuId(0),
-            esr: machine::esr_smc(),
+            esr: arm_fault::syndrome::smc(),
             ipa: GuestPhysAddr(0),
         });
         if r == Reply::Resume {
@@ -749,7 +749,7 @@ pub struct Summary {
     /// How the VM ended, if the guest ended it.
     pub ended: Option<Reply>,
     /// vCPUs running at the end.
-    pub running: [bool; 4],
+    pub running: Vec<bool>,
 }
 
 /// Drives a VM with the operations `data` decodes to, for `focus`, checking the invariants.
@@ -769,19 +769,19 @@ pub fn run_vm(focus: Focus, data: &[u8]) -> Summary {
     RAM.with_borrow_mut(|ram| {
         ram.fill(0);
         let watch = Watch::new(GuestRange::new(p.ram.range.base.0, RAM_LEN as u64));
-        let faults = Faults::default();
-        let mut m = Machine::new(p, ram, &watch, &faults);
-        m.bring_up();
-        if let Some(f) = faults.take() {
+        let m = machine::machine(p, ram, &watch);
+        if let Some(f) = m.vm.hyp().take_violation() {
             panic!("bring-up: {f}");
         }
         let bounds = Bounds::for_queues(&m.queues);
+        let slot = focus
+            .device()
+            .and_then(|kind| vm_builder::slot_of(m.functions, kind));
         let mut rig = Rig {
             m,
             watch: &watch,
-            faults: &faults,
             bounds,
-            slot: focus.slot(),
+            slot,
         };
         let mut ended = None;
         for _ in 0..MAX_OPS {
@@ -797,7 +797,9 @@ pub fn run_vm(focus: Focus, data: &[u8]) -> Summary {
         if ended.is_none() {
             rig.finish();
         }
-        let pci = rig.m.pci.clone();
+        let Some(pci) = rig.m.pci.clone() else {
+            return Summary::default();
+        };
         let queues = rig
             .m
             .queues
@@ -807,14 +809,15 @@ pub fn run_vm(focus: Focus, data: &[u8]) -> Summary {
                 Some((q.slot, q.index, on, avail, used))
             })
             .collect();
-        let status = (0..3u8)
+        let status = (0u8..)
+            .take(rig.m.functions.len())
             .filter_map(|s| pci.with(|b| b.device_status(s)).flatten())
             .collect();
         Summary {
             queues,
             status,
             ended,
-            running: rig.m.vm.hyp.running,
+            running: rig.m.vm.hyp().running.clone(),
         }
     })
 }
@@ -946,16 +949,13 @@ pub fn self_test(broken: Broken) {
     let p = &vmm_platform::QEMU_VIRT;
     RAM.with_borrow_mut(|ram| {
         let watch = Watch::new(GuestRange::new(p.ram.range.base.0, RAM_LEN as u64));
-        let faults = Faults::default();
-        let mut m = Machine::new(p, ram, &watch, &faults);
-        m.bring_up();
+        let m = machine::machine(p, ram, &watch);
         let end = m.ram_base() + RAM_LEN as u64;
         let bounds = Bounds::for_queues(&m.queues);
         let rig = Rig {
             bounds,
             m,
             watch: &watch,
-            faults: &faults,
             slot: None,
         };
         rig.check(&[0; 4], None, "before");

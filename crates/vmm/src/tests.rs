@@ -1,4 +1,5 @@
-//! The event loop against a recording back-end and a recording interrupt controller.
+//! The event loop against a recording back-end (`hypervisor::testing::TestHyp`) and a
+//! recording interrupt controller.
 
 use super::*;
 use alloc::boxed::Box;
@@ -7,65 +8,8 @@ use alloc::vec::Vec;
 use arm_fault::AccessSize;
 use core::cell::RefCell;
 use guest_mem::GuestRange;
-use hypervisor::{HypError, VirtualIrq};
+use hypervisor::testing::TestHyp;
 use mmio_bus::{MmioDevice, MmioError};
-
-#[derive(Default)]
-struct FakeHyp {
-    regs: [[u64; 31]; 4],
-    pc: [u64; 4],
-    started: Vec<(VcpuId, GuestPhysAddr, u64)>,
-    stopped: Vec<VcpuId>,
-    fail_start: bool,
-    commits: Vec<VcpuId>,
-}
-
-impl Hypervisor for FakeHyp {
-    fn vcpu_count(&self) -> usize {
-        4
-    }
-    fn gpr(&mut self, vcpu: VcpuId, reg: GpReg) -> u64 {
-        reg.index()
-            .map_or(0, |r| self.regs[vcpu.index()][usize::from(r)])
-    }
-    fn set_gpr(&mut self, vcpu: VcpuId, reg: GpReg, value: u64) {
-        if let Some(r) = reg.index() {
-            self.regs[vcpu.index()][usize::from(r)] = value;
-        }
-    }
-    fn advance_pc(&mut self, vcpu: VcpuId, bytes: u64) {
-        self.pc[vcpu.index()] += bytes;
-    }
-    fn commit(&mut self, vcpu: VcpuId) {
-        self.commits.push(vcpu);
-    }
-    fn start_vcpu(
-        &mut self,
-        vcpu: VcpuId,
-        entry: GuestPhysAddr,
-        context: u64,
-    ) -> Result<(), HypError> {
-        if self.fail_start {
-            return Err(HypError::Kernel {
-                op: "TCB_Resume",
-                code: 3,
-            });
-        }
-        self.started.push((vcpu, entry, context));
-        Ok(())
-    }
-    fn stop_vcpu(&mut self, vcpu: VcpuId) {
-        self.stopped.push(vcpu);
-    }
-    fn list_registers(&self, _: VcpuId) -> usize {
-        4
-    }
-    fn inject_irq(&mut self, _: VcpuId, _: usize, _: VirtualIrq) -> Result<(), HypError> {
-        Ok(())
-    }
-    fn ack_vppi(&mut self, _: VcpuId, _: u32) {}
-    fn ack_irq(&mut self, _: u32) {}
-}
 
 /// Records what the loop asks of the interrupt controller; one register at GICD+0 is
 /// read/write, an INTID pending flag per vCPU answers `has_pending`.
@@ -198,7 +142,7 @@ fn esr_smc() -> Esr {
     arm_fault::syndrome::smc()
 }
 
-fn with_vm(f: impl FnOnce(&mut Vm<'_, FakeHyp, FakeGic>, &alloc::rc::Rc<RefCell<u64>>)) {
+fn with_vm(f: impl FnOnce(&mut Vm<'_, TestHyp, FakeGic>, &alloc::rc::Rc<RefCell<u64>>)) {
     let mut ram = vec![0u8; 0x1_0000];
     let mem = GuestMemory::new(GuestPhysAddr(RAM), &mut ram);
     let reg = alloc::rc::Rc::new(RefCell::new(0x80));
@@ -209,14 +153,14 @@ fn with_vm(f: impl FnOnce(&mut Vm<'_, FakeHyp, FakeGic>, &alloc::rc::Rc<RefCell<
         Box::new(Reg(reg.clone())),
     )
     .unwrap();
-    let mut vm = Vm::new(FakeHyp::default(), FakeGic::default(), bus, mem, 4);
-    vm.stats.name_devices(vm.bus.devices().map(|d| d.0));
+    let hyp = TestHyp::new(4).ram(GuestRange::new(RAM, 0x1_0000));
+    let mut vm = Vm::new(hyp, FakeGic::default(), bus, Vec::new(), mem, 4);
     vm.boot(GuestPhysAddr(RAM), GuestPhysAddr(RAM + 0x8000))
         .unwrap();
     f(&mut vm, &reg);
 }
 
-fn exit(vm: &mut Vm<'_, FakeHyp, FakeGic>, vcpu: u8, esr: Esr, ipa: u64) -> Reply {
+fn exit(vm: &mut Vm<'_, TestHyp, FakeGic>, vcpu: u8, esr: Esr, ipa: u64) -> Reply {
     vm.handle(Event::Exit {
         vcpu: VcpuId(vcpu),
         esr,
@@ -516,13 +460,31 @@ fn each_passthrough_interrupt_is_counted_by_name() {
 }
 
 #[test]
-fn each_vcpu_event_commits_its_registers_and_says_if_devices_need_a_poll() {
+fn each_vcpu_event_commits_its_registers_and_devices_are_polled_only_after_device_work() {
+    /// Counts its polls and raises a line on each, as a device finishing a chain would.
+    struct Poller(alloc::rc::Rc<core::cell::Cell<u32>>);
+    impl DevicePoll for Poller {
+        fn poll(&mut self, ctx: &mut DeviceCtx<'_>) {
+            self.0.set(self.0.get() + 1);
+            ctx.irq.set_level(40, true);
+        }
+    }
     with_vm(|vm, _| {
+        let polls = alloc::rc::Rc::new(core::cell::Cell::new(0));
+        vm.pollers.push(Box::new(Poller(polls.clone())));
+        assert!(!vm.poll_devices(), "nothing happened yet");
         // A bus device's register: work for the devices, one commit for vcpu2.
         exit(vm, 2, esr_dabt(2, false, 0, false, false), DEV + 8);
         assert_eq!(vm.hyp.commits, [VcpuId(2)]);
-        assert!(vm.take_device_work());
-        assert!(!vm.take_device_work(), "taken");
+        assert!(vm.poll_devices());
+        assert_eq!(polls.get(), 1);
+        assert_eq!(
+            vm.gic.levels,
+            [(40, true)],
+            "the poll's interrupt reached the GIC"
+        );
+        assert!(!vm.poll_devices(), "taken");
+        assert_eq!(polls.get(), 1);
         // The GIC, an address nobody handles, a maintenance event: no device work.
         exit(vm, 1, esr_dabt(2, false, 0, false, true), GICD);
         exit(vm, 1, esr_dabt(2, false, 0, false, false), 0x0c00_0000);
@@ -530,8 +492,12 @@ fn each_vcpu_event_commits_its_registers_and_says_if_devices_need_a_poll() {
             vcpu: VcpuId(3),
             lr: Some(0),
         });
-        assert!(!vm.take_device_work());
+        assert!(!vm.poll_devices());
+        assert_eq!(polls.get(), 1);
         assert_eq!(vm.hyp.commits, [VcpuId(2), VcpuId(1), VcpuId(1), VcpuId(3)]);
+        // Outside input: polled whatever happened.
+        vm.poll_devices_now();
+        assert_eq!(polls.get(), 2);
         // A physical interrupt belongs to no vCPU: nothing to commit.
         vm.handle(Event::Irq { intid: 100 });
         assert_eq!(vm.hyp.commits.len(), 4);

@@ -10,13 +10,93 @@
 //! table names (pass-through regions, and `board_nodes`, the nodes without registers such as
 //! the Orin's `/bpmp` and `/serial`); a named node the board tree lacks is an error naming it.
 //! `--node PATH` copies one more board node, for this build only.
+//!
+//! The board DTB must be the platform's board: its root `compatible` must list the one
+//! [`board_compatible`] names for the platform (the guest's root takes the board's
+//! `compatible` and `model`, and the table's pass-through nodes and addresses are that board's),
+//! so an Orin DTB given for `qemu-virt` is refused, naming both.
 
-use std::fs;
+use std::{fs, io};
 
-use guest_dtb::{Initrd, Output};
+use guest_dtb::tree::Tree;
+use guest_dtb::{Initrd, Output, Platform};
 
 const DTB_USAGE: &str = "usage: vmmctl dtb <platform> --board <board.dtb> \
 [--initrd FILE | --initrd-size N] [--node PATH]... -o <guest.dtb>";
+
+const DTB_HELP: &str = "
+builds the guest device tree of <platform> from its board's DTB and writes it to <guest.dtb>:
+the devices the VMM emulates, written from the platform table, and the board nodes the table
+names (pass-through regions, board nodes), copied from <board.dtb>.
+
+  --board <board.dtb>  the board's own DTB; its root compatible must be the platform's board
+                       (qemu-virt, qemu-virt-pt: linux,dummy-virt; orin-agx: nvidia,tegra234)
+  --initrd FILE        the initrd the VMM loads (a file); /chosen gets its range at the
+                       platform's initrd load address
+  --initrd-size N      the same for an initrd of N bytes (decimal or 0x hex), without the file
+  --node PATH          copy one more board node (repeatable)
+  -o, --output FILE    where to write the guest DTB
+  -h, --help           print this and exit
+";
+
+/// The entry a board DTB's root `compatible` must have for `platform`, or `None` for a platform
+/// this table does not know yet (every platform of `vmm_platform::PLATFORMS` has one: a test
+/// checks).
+fn board_compatible(platform: &Platform) -> Option<&'static str> {
+    match platform.name {
+        "qemu-virt" | "qemu-virt-pt" => Some("linux,dummy-virt"),
+        "orin-agx" => Some("nvidia,tegra234"),
+        _ => None,
+    }
+}
+
+/// Refuses a board DTB made for another board than `p`'s.
+fn check_board(p: &Platform, blob: &[u8], board: &str) -> Result<(), String> {
+    let want = board_compatible(p).ok_or_else(|| {
+        format!(
+            "{}: vmmctl does not know which board DTB this platform needs \
+             (add it to board_compatible in crates/vmmctl/src/dtb_cmd.rs)",
+            p.name
+        )
+    })?;
+    let tree = Tree::read(blob).map_err(|e| format!("{}: {board}: {e}", p.name))?;
+    let have = tree.compatible(0);
+    if have.contains(&want) {
+        return Ok(());
+    }
+    let have = if have.is_empty() {
+        "has no compatible".to_string()
+    } else {
+        let quoted: Vec<String> = have.iter().map(|c| format!("{c:?}")).collect();
+        format!("is {}", quoted.join(", "))
+    };
+    Err(format!(
+        "{}: {board} is not this platform's board DTB: its root compatible {have}; \
+         {} needs a board DTB whose root compatible lists {want:?}",
+        p.name, p.name
+    ))
+}
+
+/// The size of the initrd `file`, refusing what is not a regular file.
+fn initrd_len(file: &str) -> Result<u64, String> {
+    let meta = fs::metadata(file).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "--initrd {file}: no such file (images/qemu-virt/build.sh makes \
+             images/qemu-virt/out/initramfs.cpio.gz; --initrd-size N needs no file)"
+        ),
+        _ => format!("--initrd {file}: cannot read it: {e}"),
+    })?;
+    if meta.is_dir() {
+        return Err(format!(
+            "--initrd {file}: is a directory; give the initrd image itself \
+             (e.g. images/qemu-virt/out/initramfs.cpio.gz)"
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!("--initrd {file}: not a regular file"));
+    }
+    Ok(meta.len())
+}
 
 fn size(s: &str) -> Result<u64, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -32,6 +112,7 @@ pub fn run(args: &[String]) -> Result<String, String> {
     let mut board = None;
     let mut out = None;
     let mut initrd_size: Option<u64> = None;
+    let mut initrd_file: Option<String> = None;
     let mut nodes: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -41,17 +122,14 @@ pub fn run(args: &[String]) -> Result<String, String> {
                 .ok_or_else(|| format!("{opt} needs a value\n{DTB_USAGE}"))
         };
         match a.as_str() {
+            "-h" | "--help" => return Ok(format!("{DTB_USAGE}\n{DTB_HELP}")),
             "--board" => board = Some(value("--board")?),
             "-o" | "--output" => out = Some(value("-o")?),
             "--node" => nodes.push(value("--node")?),
-            "--initrd" | "--initrd-size" if initrd_size.is_some() => {
+            "--initrd" | "--initrd-size" if initrd_size.is_some() || initrd_file.is_some() => {
                 return Err(format!("give --initrd or --initrd-size once\n{DTB_USAGE}"));
             }
-            "--initrd" => {
-                let file = value("--initrd")?;
-                let meta = fs::metadata(&file).map_err(|e| format!("{file}: {e}"))?;
-                initrd_size = Some(meta.len());
-            }
+            "--initrd" => initrd_file = Some(value("--initrd")?),
             "--initrd-size" => initrd_size = Some(size(&value("--initrd-size")?)?),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{DTB_USAGE}")),
             _ if platform.is_none() => platform = Some(a.clone()),
@@ -65,7 +143,11 @@ pub fn run(args: &[String]) -> Result<String, String> {
     })?;
     let board = board.ok_or_else(|| format!("missing --board\n{DTB_USAGE}"))?;
     let out = out.ok_or_else(|| format!("missing -o\n{DTB_USAGE}"))?;
-    let blob = fs::read(&board).map_err(|e| format!("{board}: {e}"))?;
+    if let Some(file) = &initrd_file {
+        initrd_size = Some(initrd_len(file)?);
+    }
+    let blob = fs::read(&board).map_err(|e| format!("--board {board}: {e}"))?;
+    check_board(p, &blob, &board)?;
     let initrd = initrd_size.map(|n| Initrd::at_load_region(p, n));
     let extra: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let Output { dtb, nodes, notes } = guest_dtb::build_with(p, &blob, initrd, &extra)
@@ -266,7 +348,32 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.contains("initrd load region"), "{e}");
+        // QEMU's DTB for the Orin: refused before any node is looked for.
         let e = run(&args(&["orin-agx", "--board", &board, "-o", "/dev/null"])).unwrap_err();
-        assert!(e.contains("/bus@0/hsp@3c00000"), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "orin-agx: {board} is not this platform's board DTB: \
+                 its root compatible is \"linux,dummy-virt\"; orin-agx needs"
+            )),
+            "{e}"
+        );
+        assert!(e.ends_with("lists \"nvidia,tegra234\""), "{e}");
+    }
+
+    /// Every platform has the board it needs named, and the board DTBs in testdata are theirs.
+    #[test]
+    fn every_platform_names_its_board() {
+        let qemu = fs::read(testdata("qemu-virt-gicv3-smp4-2g.dtb")).unwrap();
+        let orin = fs::read(testdata("tegra234-p3737-0000+p3701-0000.dtb")).unwrap();
+        for p in vmm_platform::PLATFORMS {
+            assert!(board_compatible(p).is_some(), "{}", p.name);
+            let (mine, other) = if p.name.starts_with("qemu-virt") {
+                (&qemu, &orin)
+            } else {
+                (&orin, &qemu)
+            };
+            check_board(p, mine, "mine").unwrap();
+            assert!(check_board(p, other, "other").is_err(), "{}", p.name);
+        }
     }
 }

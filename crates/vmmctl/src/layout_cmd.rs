@@ -14,7 +14,19 @@ use boot_plan::pagetable::{self, KernelWindow};
 use boot_plan::prefix::Sel4Prefix;
 
 const USAGE: &str =
-    "vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
+    "usage: vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]";
+
+const HELP: &str = "
+prints where the EFI loader puts seL4, the DTB and the root task for <platform>, and fails if
+anything lands outside the memory seL4 was built for or in a range the platform table forbids
+(identity-mapped guest RAM, carve-outs). The firmware's memory map is not checked (the loader
+claims every range from the firmware at boot).
+
+  --sel4-prefix DIR  the seL4 install prefix (bin/kernel.elf, support/platform_gen.json)
+  --root-task ELF    the root task the loader carries
+  --dtb-bytes N      room for the DTB (default 1 MiB; decimal or 0x hex)
+  -h, --help         print this and exit
+";
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -31,6 +43,7 @@ pub fn run(args: &[String]) -> Result<String, String> {
                 .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))
         };
         match a.as_str() {
+            "-h" | "--help" => return Ok(format!("{USAGE}\n{HELP}")),
             "--sel4-prefix" => prefix = Some(value()?.clone()),
             "--root-task" => root_task = Some(value()?.clone()),
             "--dtb-bytes" => {

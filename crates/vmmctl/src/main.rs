@@ -4,7 +4,13 @@
 //! vmmctl plan <platform> [--json]   guest memory map and stage-2 plan
 //! vmmctl check <platform>           validate a platform table
 //! vmmctl platforms                  list the platforms this build knows
+//! vmmctl dtb <platform> ...         build the guest device tree (dtb_cmd.rs)
+//! vmmctl boot-layout <platform> ... where the EFI loader puts everything (layout_cmd.rs)
 //! ```
+//!
+//! Every command takes `-h` / `--help`: its usage on stdout, exit status 0.
+
+#![forbid(unsafe_code)]
 
 mod dtb_cmd;
 mod layout_cmd;
@@ -26,7 +32,36 @@ const USAGE: &str = "usage:
   vmmctl boot-layout <platform> --sel4-prefix DIR --root-task ELF [--dtb-bytes N]
                                     where the EFI loader puts seL4, the DTB and the root
                                     task, checked against seL4's memory and the table's
-                                    forbidden ranges (identity guest RAM, carve-outs)";
+                                    forbidden ranges (identity guest RAM, carve-outs)
+  vmmctl <command> --help           that command's usage";
+
+const PLAN_HELP: &str = "usage: vmmctl plan <platform> [--json]
+
+prints the platform's guest memory map (RAM, load regions, pass-through and emulated windows)
+and the stage-2 mappings that map it, after validating the table.
+
+  --json      the same as JSON
+  -h, --help  print this and exit
+";
+
+const CHECK_HELP: &str = "usage: vmmctl check <platform>
+
+validates the platform table (alignment, overlaps, load regions in RAM, SPIs) and prints
+\"<platform>: ok\", or the error naming the regions and addresses at fault (exit status 2).
+
+  -h, --help  print this and exit
+";
+
+const PLATFORMS_HELP: &str = "usage: vmmctl platforms
+
+lists the platforms this build knows, one a line.
+
+  -h, --help  print this and exit
+";
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "-h" || a == "--help")
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,6 +93,7 @@ fn run(args: &[String]) -> Result<String, String> {
             let mut name = None;
             for a in &args[1..] {
                 match a.as_str() {
+                    "-h" | "--help" => return Ok(PLAN_HELP.to_string()),
                     "--json" => json = true,
                     s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
                     _ if name.is_none() => name = Some(a),
@@ -75,6 +111,9 @@ fn run(args: &[String]) -> Result<String, String> {
             })
         }
         Some("check") => {
+            if wants_help(&args[1..]) {
+                return Ok(CHECK_HELP.to_string());
+            }
             if args.len() != 2 {
                 return Err(format!("check takes one platform name\n{USAGE}"));
             }
@@ -84,6 +123,10 @@ fn run(args: &[String]) -> Result<String, String> {
         }
         Some("dtb") => dtb_cmd::run(&args[1..]),
         Some("boot-layout") => layout_cmd::run(&args[1..]),
+        Some("platforms") if wants_help(&args[1..]) => Ok(PLATFORMS_HELP.to_string()),
+        Some("platforms") if args.len() > 1 => {
+            Err(format!("platforms takes no arguments\n{USAGE}"))
+        }
         Some("platforms") => Ok(PLATFORMS.iter().map(|p| format!("{}\n", p.name)).collect()),
         Some("-h" | "--help" | "help") => Ok(format!("{USAGE}\n")),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
@@ -222,7 +265,7 @@ mod tests {
             "qemu-virt: 4 vCPUs",
             "gicd",
             "pci-ecam",
-            "uart",
+            "pl011",
             "512 MiB in 2 MiB blocks",
         ] {
             assert!(out.contains(s), "{s} missing:\n{out}");

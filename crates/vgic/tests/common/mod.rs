@@ -1,6 +1,6 @@
-//! A recording `Hypervisor` that models seL4's list registers, and a machine (vGIC + back-end)
-//! with a guest CPU interface: acknowledge (ICV_IAR1), EOI (ICV_EOIR1) and the maintenance
-//! fault seL4 sends for it.
+//! A machine (the vGIC over `hypervisor::testing::TestHyp`, which models seL4's list registers
+//! and logs what it is asked) with a guest CPU interface: acknowledge (ICV_IAR1), EOI
+//! (ICV_EOIR1) and the maintenance fault seL4 sends for it.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -8,132 +8,23 @@
     clippy::indexing_slicing
 )]
 
-use arm_fault::{AccessSize, GpReg, SysReg};
+use arm_fault::{AccessSize, SysReg};
 use guest_mem::GuestPhysAddr;
-use hypervisor::{HypError, Hypervisor, VcpuId, VirtualIrq};
+use hypervisor::VcpuId;
+use hypervisor::testing::TestHyp;
+use irqchip::InterruptController;
 use mmio_bus::MmioError;
 use vgic::{ListRegister, Vgic};
-use vmm::InterruptController;
 use vmm_platform::{GICR_STRIDE, Platform};
 
-/// seL4_DeleteFirst, what VCPU_InjectIRQ returns for a list register holding an active
-/// interrupt.
-pub const SEL4_DELETE_FIRST: i64 = 8;
-
-/// One list register as the kernel holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LrEntry {
-    pub irq: VirtualIrq,
-    pub active: bool,
-    /// Put there by a test, not by the vGIC (something the vGIC cannot know of).
-    pub foreign: bool,
-}
-
-/// What the back-end was asked to do, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ev {
-    Inject(VcpuId, usize, VirtualIrq),
-    /// The guest EOI'd `intid` from list register `lr` (before the maintenance fault).
-    Eoi(VcpuId, usize, u32),
-    AckVppi(VcpuId, u32),
-    AckIrq(u32),
-}
-
-/// seL4's side: per-vCPU list registers with VCPU_InjectIRQ's checks, and a log.
-pub struct Hyp {
-    pub nlr: Vec<usize>,
-    pub lrs: Vec<Vec<Option<LrEntry>>>,
-    pub events: Vec<Ev>,
-}
-
-impl Hyp {
-    pub fn new(vcpus: usize, nlr: usize) -> Self {
-        Hyp {
-            nlr: vec![nlr; vcpus],
-            lrs: vec![vec![None; nlr]; vcpus],
-            events: Vec::new(),
-        }
-    }
-
-    /// The INTIDs injected so far, per vCPU, in order.
-    pub fn injected(&self, v: u8) -> Vec<u32> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Ev::Inject(c, _, irq) if c.0 == v => Some(irq.intid),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn acks(&self) -> Vec<Ev> {
-        self.events
-            .iter()
-            .copied()
-            .filter(|e| matches!(e, Ev::AckIrq(_) | Ev::AckVppi(..)))
-            .collect()
-    }
-
-    pub fn take_events(&mut self) -> Vec<Ev> {
-        std::mem::take(&mut self.events)
-    }
-}
-
-impl Hypervisor for Hyp {
-    fn vcpu_count(&self) -> usize {
-        self.lrs.len()
-    }
-    fn gpr(&mut self, _: VcpuId, _: GpReg) -> u64 {
-        0
-    }
-    fn set_gpr(&mut self, _: VcpuId, _: GpReg, _: u64) {}
-    fn advance_pc(&mut self, _: VcpuId, _: u64) {}
-    fn start_vcpu(&mut self, _: VcpuId, _: GuestPhysAddr, _: u64) -> Result<(), HypError> {
-        Ok(())
-    }
-    fn stop_vcpu(&mut self, _: VcpuId) {}
-    fn list_registers(&self, vcpu: VcpuId) -> usize {
-        self.nlr[vcpu.index()]
-    }
-    fn inject_irq(&mut self, vcpu: VcpuId, lr: usize, irq: VirtualIrq) -> Result<(), HypError> {
-        let slot = self.lrs[vcpu.index()]
-            .get_mut(lr)
-            .ok_or(HypError::NoSuchListRegister { vcpu, lr })?;
-        match slot {
-            Some(e) if e.active => {
-                return Err(HypError::Kernel {
-                    op: "VCPU_InjectIRQ",
-                    code: SEL4_DELETE_FIRST,
-                });
-            }
-            Some(e) => panic!(
-                "{vcpu} LR{lr}: INTID {} replaced a pending INTID {} the vGIC injected",
-                irq.intid, e.irq.intid
-            ),
-            _ => {}
-        }
-        assert!(irq.intid < 1020, "INTID {} injected", irq.intid);
-        assert_eq!(irq.group, 1);
-        *slot = Some(LrEntry {
-            irq,
-            active: false,
-            foreign: false,
-        });
-        self.events.push(Ev::Inject(vcpu, lr, irq));
-        Ok(())
-    }
-    fn ack_vppi(&mut self, vcpu: VcpuId, intid: u32) {
-        self.events.push(Ev::AckVppi(vcpu, intid));
-    }
-    fn ack_irq(&mut self, intid: u32) {
-        self.events.push(Ev::AckIrq(intid));
-    }
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use hypervisor::testing::{HypEvent as Ev, LrEntry, SEL4_DELETE_FIRST};
 
 /// The vGIC and its back-end, with the guest's CPU interface.
 pub struct Machine {
     pub gic: Vgic,
-    pub hyp: Hyp,
+    pub hyp: TestHyp,
     pub platform: Platform,
 }
 
@@ -141,7 +32,7 @@ impl Machine {
     pub fn new(platform: &Platform, nlr: usize) -> Self {
         Machine {
             gic: Vgic::new(platform),
-            hyp: Hyp::new(usize::from(platform.vcpus), nlr),
+            hyp: TestHyp::new(usize::from(platform.vcpus)).list_register_count(nlr),
             platform: *platform,
         }
     }
@@ -260,25 +151,16 @@ impl Machine {
     /// The guest reads ICV_IAR1_EL1: the highest-priority pending list register becomes
     /// active. Returns its INTID.
     pub fn ack(&mut self, v: usize) -> Option<u32> {
-        let (lr, e) = self.hyp.lrs[v]
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_mut().filter(|e| !e.active).map(|e| (i, e)))
-            .min_by_key(|(i, e)| (e.irq.priority, *i))?;
-        let _ = lr;
-        e.active = true;
-        Some(e.irq.intid)
+        self.hyp.guest_ack(VcpuId(v as u8)).map(|(_, intid)| intid)
     }
 
     /// The guest writes ICV_EOIR1_EL1 for `intid` (EOImode 0: drop and deactivate): the list
     /// register empties and seL4 reports a maintenance fault naming it.
     pub fn eoi(&mut self, v: usize, intid: u32) {
-        let lr = self.hyp.lrs[v]
-            .iter()
-            .position(|e| e.is_some_and(|e| e.active && e.irq.intid == intid))
+        let lr = self
+            .hyp
+            .guest_eoi(VcpuId(v as u8), intid)
             .unwrap_or_else(|| panic!("vcpu{v} EOI of INTID {intid}, which is not active"));
-        self.hyp.lrs[v][lr] = None;
-        self.hyp.events.push(Ev::Eoi(VcpuId(v as u8), lr, intid));
         self.gic
             .maintenance(&mut self.hyp, VcpuId(v as u8), Some(lr));
     }
@@ -309,7 +191,7 @@ impl Machine {
         let mut spis = std::collections::HashSet::new();
         for v in 0..self.hyp.lrs.len() {
             let mut seen = std::collections::HashSet::new();
-            for lr in 0..self.hyp.nlr[v] {
+            for lr in 0..self.hyp.lrs[v].len() {
                 let kernel = self.hyp.lrs[v][lr];
                 match self.gic.list_register(VcpuId(v as u8), lr) {
                     Some(ListRegister::Holds(intid)) => {

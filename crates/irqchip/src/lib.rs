@@ -1,4 +1,9 @@
 //! The interrupt controller the event loop drives (the `vgic` crate implements it).
+//!
+//! It lives in a crate of its own so that interrupt-controller implementations do not depend
+//! on the event loop (`vmm`), which re-exports the trait.
+#![no_std]
+#![forbid(unsafe_code)]
 
 use arm_fault::{AccessSize, SysReg};
 use guest_mem::GuestPhysAddr;
